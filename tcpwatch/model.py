@@ -1,0 +1,200 @@
+"""Immutable records that flow from sources through the tracker to the outputs.
+
+Every layer speaks these types; none of them knows about the UI.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.tags import Tag
+
+
+class Family(enum.Enum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+class SourceKind(enum.Enum):
+    NETLINK = "netlink"
+    PROC = "proc"
+    REPLAY = "replay"
+
+
+class TimerName(enum.Enum):
+    """The kernel's per-socket timer (`idiag_timer`), named as the JSON contract names it."""
+
+    RETRANSMIT = "retransmit"  # also the SYN-ACK timer of a SYN_RECV request sock
+    KEEPALIVE = "keepalive"
+    TIMEWAIT = "timewait"
+    PERSIST = "persist"  # zero-window probe
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    name: TimerName
+    expires_ms: int
+    retrans: int
+
+
+@dataclass(frozen=True, slots=True)
+class TcpInfo:
+    """The fields of the kernel's `struct tcp_info` tcpwatch uses. None: the kernel sent less."""
+
+    state: int
+    ca_state: int
+    retransmits: int
+    probes: int
+    backoff: int
+    rto_us: int
+    snd_mss: int
+    rcv_mss: int
+    unacked: int
+    sacked: int
+    lost: int
+    retrans: int
+    last_data_sent_ms: int
+    last_data_recv_ms: int
+    last_ack_recv_ms: int
+    pmtu: int
+    rtt_us: int
+    rttvar_us: int
+    snd_ssthresh: int
+    snd_cwnd: int
+    total_retrans: int
+    bytes_acked: int | None = None
+    bytes_received: int | None = None
+    segs_out: int | None = None
+    segs_in: int | None = None
+    notsent_bytes: int | None = None
+    min_rtt_us: int | None = None
+    delivery_rate: int | None = None
+    bytes_sent: int | None = None
+    bytes_retrans: int | None = None
+    snd_wnd: int | None = None
+    rcv_wnd: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SocketRecord:
+    """One socket as one poll saw it.
+
+    `cookie` is the kernel's socket cookie (None from /proc). `tcp_info_raw` keeps the
+    kernel's bytes; `tcp_info` unpacks them only when someone looks, because unpacking
+    50k of them every poll would cost more than the dump itself.
+    """
+
+    cookie: int | None
+    family: Family
+    state: TcpState
+    local: Endpoint
+    remote: Endpoint
+    recv_q: int  # LISTEN: accept queue length
+    send_q: int  # LISTEN: backlog
+    timer: Timer | None
+    uid: int
+    inode: int  # 0: TIME_WAIT, SYN_RECV request socks, orphans
+    tcp_info_raw: bytes | None = None
+
+    @property
+    def tcp_info(self) -> TcpInfo | None:
+        if self.tcp_info_raw is None:
+            return None
+        from tcpwatch.tcpinfo import parse_tcp_info
+
+        return parse_tcp_info(self.tcp_info_raw)
+
+    @property
+    def four_tuple(self) -> tuple[str, int, str, int]:
+        return (self.local.address, self.local.port, self.remote.address, self.remote.port)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    user: str | None
+    uid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One poll: every socket the source saw, and who owns them (socket inode -> process)."""
+
+    taken_at: float  # wall clock, seconds since the epoch
+    monotonic: float  # time.monotonic() at the poll, for intervals
+    host: str
+    netns: str | None
+    source: SourceKind
+    sockets: tuple[SocketRecord, ...]
+    owners: Mapping[int, ProcessInfo]
+    # Shown to the user: why some owners are unknown ("run as root to see all owners").
+    owners_note: str | None = None
+    # Shown to the user: e.g. the /proc fallback notice.
+    notice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    at: float  # wall clock of the poll that revealed it (inferred steps share it)
+    from_state: TcpState | None
+    to_state: TcpState
+    inferred: bool
+
+
+class EventKind(enum.Enum):
+    NEW = "new"
+    TRANSITION = "transition"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A tracked socket: its latest sighting plus the story the tracker pieced together."""
+
+    id: str  # "0x<cookie hex>", or a 4-tuple key for sources without cookies
+    record: SocketRecord  # the latest sighting
+    process: ProcessInfo | None
+    first_seen: float
+    state_since: float | None  # None: the state began before tcpwatch first saw it
+    history: tuple[Transition, ...]
+    tags: frozenset[Tag]
+    gone_at: float | None = None
+
+    @property
+    def state(self) -> TcpState:
+        return TcpState.CLOSED if self.gone_at is not None else self.record.state
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    at: float
+    connection: Connection
+    from_state: TcpState | None
+    to_state: TcpState
+    path: tuple[TcpState, ...]
+    inferred: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What one poll changed, plus the whole current view, handed to outputs as one value."""
+
+    snapshot: Snapshot
+    connections: Mapping[str, Connection]  # live ones and recently gone ones (gone_at set)
+    new: tuple[str, ...]
+    changed: tuple[str, ...]
+    gone: tuple[str, ...]
+    events: tuple[Event, ...]

@@ -1,0 +1,1 @@
+"""TCP knowledge: plain data and pure functions (states, state machine, tags, explanations)."""
