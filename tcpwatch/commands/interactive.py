@@ -1,0 +1,56 @@
+"""`tcpwatch` (no subcommand) and `tcpwatch replay FILE`: the interactive monitor.
+
+Everything that can fail with a plain message (no terminal, a bad filter, a source that
+cannot open, an unreadable recording) fails here, before Textual is even imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tcpwatch.cli import filter_text
+from tcpwatch.errors import TcpwatchError, UsageError
+from tcpwatch.filters import parse_filter
+
+
+def run(options: argparse.Namespace, *, replay: bool) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            "the interactive monitor needs a terminal; in pipes and scripts use "
+            "`tcpwatch snapshot` (one poll) or `tcpwatch watch` (a stream of events)"
+        )
+    text = filter_text(options)
+    parse_filter(text)  # a bad term is a usage error, reported before the screen opens
+    export_dir = options.export_dir
+    if not os.path.isdir(export_dir):
+        raise UsageError(f"--export-dir {export_dir}: not a directory")
+    if replay:
+        from tcpwatch.recording import ReplaySource
+
+        source = ReplaySource(options.file)
+        host = None
+    else:
+        from tcpwatch.sources.poller import open_poller
+        from tcpwatch.sources.sysctl import read_host_settings
+
+        source = open_poller(source=options.source, netns=options.netns)
+        host = read_host_settings(options.netns)
+
+    from tcpwatch.tcp.explain import pick_language
+    from tcpwatch.tui.app import TcpwatchApp
+
+    app = TcpwatchApp(
+        lambda: source,
+        interval=getattr(options, "interval", 1.0),
+        filter_text=text,
+        export_dir=export_dir,
+        lang=options.lang or pick_language(os.environ),
+        replay=replay,
+        host_settings=host,
+    )
+    app.run()
+    if app.failure is not None:
+        raise TcpwatchError(app.failure)
+    return 0

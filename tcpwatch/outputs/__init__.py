@@ -1,0 +1,1 @@
+"""Outputs: the snapshot table and JSON document, event lines, recordings."""

@@ -1,0 +1,278 @@
+"""Which process holds each socket: socket inode -> ProcessInfo, kept up to date cheaply.
+
+The kernel has no inode -> pid index: the only way is to read every `/proc/PID/fd/*` link,
+which is what `ss -p` does on every run. This resolver does it once and then rescans a
+process's fds only when that process is new, its open-fd count changed (the size of
+`/proc/PID/fd` is the fd count on Linux >= 6.2), or a socket the caller asks about is still
+unknown. Process details (name, cmdline, user) come from psutil, cached per process.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psutil
+
+from tcpwatch.model import ProcessInfo
+
+NOTE_NOT_ROOT = "owner unknown for some sockets: run as root to see all owners"
+
+_SOCKET_PREFIX = "socket:["
+# fd links one poll may read looking for sockets that are not where the fd counts say.
+SEARCH_BUDGET = 20_000
+
+
+@dataclass(slots=True)
+class _Pid:
+    """What the last scan of one process found."""
+
+    start: int  # clock ticks after boot: tells a reused pid from the old process
+    fd_ctime: int  # ctime of /proc/PID/fd: changes when that inode is made anew
+    fd_count: int
+    inodes: frozenset[int] = frozenset()
+    denied: bool = False  # its fds cannot be read (another user's process, not root)
+    changed: int = 0  # the poll at which its set of sockets last changed
+    info: ProcessInfo | None = None
+
+
+@dataclass(slots=True)
+class _Holders:
+    """inode -> the lowest pid holding it (a stable choice among forked holders).
+
+    Most sockets have one holder; `shared` keeps every holder of the others so that the
+    owner can move to the next one when the lowest lets go.
+    """
+
+    owner: dict[int, int] = field(default_factory=dict)
+    shared: dict[int, set[int]] = field(default_factory=dict)
+
+    def add(self, inode: int, pid: int) -> None:
+        current = self.owner.setdefault(inode, pid)
+        if current != pid:
+            self.shared.setdefault(inode, {current}).add(pid)
+            if pid < current:
+                self.owner[inode] = pid
+
+    def remove(self, inode: int, pid: int) -> None:
+        pids = self.shared.get(inode)
+        if pids is None:
+            if self.owner.get(inode) == pid:
+                del self.owner[inode]
+            return
+        pids.discard(pid)
+        self.owner[inode] = min(pids)
+        if len(pids) == 1:
+            del self.shared[inode]
+
+
+def _fd_count_works() -> bool:
+    """`stat("/proc/PID/fd").st_size` counts open fds from Linux 6.2 on (0 before)."""
+    try:
+        major, minor = (int(part) for part in platform.release().split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (6, 2)
+
+
+class OwnerResolver:
+    """Maps socket inodes to the process holding them, incrementally across polls."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self._proc = proc
+        self._pids: dict[int, _Pid] = {}
+        self._holders = _Holders()
+        self._use_fd_count = _fd_count_works()
+        # Not root: other users' processes may be unreadable or hidden (hidepid).
+        self._not_root = os.geteuid() != 0
+        # Inodes no readable process held when a search had read every process; not
+        # searched again while they are still asked about.
+        self._unfindable: set[int] = set()
+        # Processes the current search has read already (it spans polls; see _search).
+        self._searched: set[int] = set()
+        self._polls = 0
+
+    def resolve(self, inodes: Iterable[int]) -> tuple[dict[int, ProcessInfo], str | None]:
+        """The owner of every inode that has one, and a note when some owners are unknowable.
+
+        Inode 0 (TIME_WAIT, request and orphan sockets) never has an owner.
+        """
+        wanted = set(inodes)
+        wanted.discard(0)
+        self._polls += 1
+        try:
+            self._refresh()
+        except OSError as error:
+            return {}, f"owners unknown: cannot read {self._proc}: {error.strerror or error}"
+        owner = self._holders.owner
+        missing = wanted.difference(owner)
+        search = missing - self._unfindable
+        if search and self._search(search):
+            self._unfindable = missing.difference(owner)
+        else:
+            self._unfindable &= missing
+        # Set and map operations only: this runs over every socket of every poll.
+        found = list(wanted.intersection(owner))
+        pids = list(map(owner.__getitem__, found))
+        distinct = set(pids)
+        infos = {pid: info for pid in distinct if (info := self._info(pid)) is not None}
+        if len(infos) == len(distinct):
+            owners = dict(zip(found, map(infos.__getitem__, pids), strict=True))
+        else:  # some exited since the scan
+            owners = {
+                inode: infos[pid] for inode, pid in zip(found, pids, strict=True) if pid in infos
+            }
+        note = None
+        if len(owners) < len(wanted) and (
+            self._not_root or any(entry.denied for entry in self._pids.values())
+        ):
+            note = NOTE_NOT_ROOT
+        return owners, note
+
+    def _refresh(self) -> None:
+        """Drop dead processes, rescan new ones and those whose fd count changed.
+
+        A reused pid is told apart by the process start time. Reading it costs three
+        syscalls per process, so it is read only when `/proc/PID/fd` is a new inode (its
+        ctime changed): while one process lives, its inode and ctime stay the same.
+        """
+        seen: set[int] = set()
+        for name in os.listdir(self._proc):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            try:
+                fd_stat = os.stat(f"{self._proc}/{pid}/fd")
+            except OSError:  # exited meanwhile
+                continue
+            entry = self._pids.get(pid)
+            if entry is None or entry.fd_ctime != fd_stat.st_ctime_ns:
+                start = self._start_time(pid)
+                if start is None:
+                    continue
+                if entry is not None and entry.start != start:
+                    self._forget(pid)
+                    entry = None
+            seen.add(pid)
+            fd_count = fd_stat.st_size
+            if entry is None:
+                entry = self._pids[pid] = _Pid(start, fd_stat.st_ctime_ns, fd_count)
+                self._scan(pid, entry)
+                continue
+            entry.fd_ctime = fd_stat.st_ctime_ns
+            if fd_count != entry.fd_count and self._use_fd_count:
+                entry.fd_count = fd_count
+                self._scan(pid, entry)
+        for pid in [pid for pid in self._pids if pid not in seen]:
+            self._forget(pid)
+
+    def _search(self, missing: set[int]) -> bool:
+        """Rescan processes whose fd count did not change, looking for `missing` inodes.
+
+        A process can close one socket and open another between polls, keeping its fd
+        count. More often a missing socket was simply closed after the dump, so a search
+        reads at most SEARCH_BUDGET fd links per poll and resumes where it stopped at the
+        next poll. Likely holders (processes that already hold sockets) come first.
+        Returns True when every readable process has been searched since the search began.
+        """
+        budget = SEARCH_BUDGET
+        candidates = [
+            (-entry.changed, not entry.inodes, pid)
+            for pid, entry in self._pids.items()
+            if pid not in self._searched and not entry.denied
+        ]
+        candidates.sort()
+        for *_, pid in candidates:
+            if not missing or budget <= 0:
+                break
+            entry = self._pids[pid]
+            budget -= entry.fd_count or 1
+            missing.difference_update(self._scan(pid, entry))
+            self._searched.add(pid)
+        if not missing:
+            self._searched.clear()
+            return False
+        if budget > 0:  # nothing left to read: what is still missing cannot be found
+            self._searched.clear()
+            return True
+        return False
+
+    def _scan(self, pid: int, entry: _Pid) -> frozenset[int]:
+        """Read the process's fd links; record its socket inodes. Returns them."""
+        fd_dir = f"{self._proc}/{pid}/fd"
+        inodes = set()
+        try:
+            names = os.listdir(fd_dir)
+        except PermissionError:
+            entry.denied = True
+            return frozenset()
+        except OSError:  # exited meanwhile
+            names = []
+        readlink = os.readlink
+        for fd in names:
+            try:
+                target = readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith(_SOCKET_PREFIX):
+                inodes.add(int(target[8:-1]))
+        entry.denied = False
+        new = frozenset(inodes)
+        if new != entry.inodes:
+            entry.changed = self._polls
+            entry.info = None  # name and cmdline may have changed too (exec, prctl)
+        for inode in entry.inodes - new:
+            self._holders.remove(inode, pid)
+        for inode in new - entry.inodes:
+            self._holders.add(inode, pid)
+        entry.inodes = new
+        return new
+
+    def _forget(self, pid: int) -> None:
+        entry = self._pids.pop(pid)
+        for inode in entry.inodes:
+            self._holders.remove(inode, pid)
+
+    def _start_time(self, pid: int) -> int | None:
+        try:
+            with open(f"{self._proc}/{pid}/stat", "rb") as file:
+                data = file.read()
+        except OSError:
+            return None
+        # Field 22 (starttime), counted after the ")" that ends the command name.
+        return int(data[data.rindex(b")") + 2 :].split(b" ", 20)[19])
+
+    def _info(self, pid: int) -> ProcessInfo | None:
+        entry = self._pids.get(pid)
+        if entry is None:
+            return None
+        if entry.info is None:
+            entry.info = _process_info(pid)
+        return entry.info
+
+
+def _process_info(pid: int) -> ProcessInfo | None:
+    """Name, cmdline and user of a process; parts the caller may not read stay empty."""
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            name = process.name()
+            try:
+                cmdline = tuple(process.cmdline())
+            except psutil.AccessDenied:
+                cmdline = ()
+            try:
+                uid: int | None = process.uids().real
+            except psutil.AccessDenied:
+                uid = None
+            try:
+                user: str | None = process.username()
+            except (psutil.AccessDenied, KeyError):
+                user = None if uid is None else str(uid)
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        return ProcessInfo(pid=pid, name="?", cmdline=(), user=None, uid=None)
+    return ProcessInfo(pid=pid, name=name, cmdline=cmdline, user=user, uid=uid)

@@ -1,0 +1,84 @@
+"""One poll = one Snapshot: a source's socket dump plus the owners of those sockets."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from tcpwatch.model import ProcessInfo, Snapshot
+from tcpwatch.sources.base import SocketSource, SourceError
+from tcpwatch.sources.owners import OwnerResolver
+
+FALLBACK_NOTICE = (
+    "netlink sock_diag unavailable ({reason}): reading /proc/net/tcp; no socket cookies or tcp_info"
+)
+
+
+class Poller:
+    """Polls one source and resolves owners; `notice` is shown with every snapshot."""
+
+    def __init__(
+        self,
+        source: SocketSource,
+        owners: OwnerResolver | None,
+        netns: str | None,
+        *,
+        notice: str | None = None,
+    ) -> None:
+        self._source = source
+        self._owners = owners
+        self._netns = netns
+        self._notice = notice
+        self._host = socket.gethostname()
+
+    def poll(self) -> Snapshot:
+        taken_at = time.time()
+        monotonic = time.monotonic()
+        sockets = tuple(self._source.dump())
+        owners: dict[int, ProcessInfo] = {}
+        note: str | None = None
+        if self._owners is not None:
+            owners, note = self._owners.resolve(record.inode for record in sockets)
+        notices = [text for text in (self._notice, self._source.notice) if text]
+        return Snapshot(
+            taken_at=taken_at,
+            monotonic=monotonic,
+            host=self._host,
+            netns=self._netns,
+            source=self._source.kind,
+            sockets=sockets,
+            owners=owners,
+            owners_note=note,
+            notice="; ".join(notices) or None,
+        )
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def open_poller(source: str = "auto", netns: str | None = None, owners: bool = True) -> Poller:
+    """A poller on the chosen source: "netlink", "proc", or "auto" (netlink, else /proc
+    with a notice saying what is missing). SourceError when neither can be opened.
+    """
+    from tcpwatch.sources.netlink import NetlinkSource
+    from tcpwatch.sources.procfs import ProcSource
+
+    resolver = OwnerResolver() if owners else None
+    if source == "netlink":
+        return Poller(NetlinkSource(netns), resolver, netns)
+    if source == "proc":
+        return Poller(ProcSource(netns), resolver, netns)
+    if source != "auto":
+        raise ValueError(f"unknown source {source!r}")
+    try:
+        return Poller(NetlinkSource(netns), resolver, netns)
+    except SourceError as error:
+        notice = FALLBACK_NOTICE.format(reason=_reason(str(error)))
+        return Poller(ProcSource(netns), resolver, netns, notice=notice)
+
+
+def _reason(message: str) -> str:
+    """The cause alone, so that the notice does not say "netlink sock_diag" twice."""
+    if message.startswith("netlink sock_diag") and ": " in message:
+        message = message.split(": ", 1)[1]
+    return message.rstrip(".")

@@ -1,0 +1,659 @@
+"""Turns consecutive snapshots into connections, transitions and events.
+
+Cost matters: at 50k sockets a poll must not rebuild 50k `Connection`s. Each poll walks
+the records once and compares the few fields a user sees change (state, queues, inode,
+an owner found at last, timer kind and retransmit count); new `Connection` objects are
+built only for sockets that were born, changed or gone, or whose timer was re-armed.
+Everything else keeps its object, so `Delta.connections[id] is` the previous poll's
+object means "unchanged". A record's timer expiry and tcp_info therefore date from the
+last rebuild; `latest(id)` gives the newest sighting.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from tcpwatch.model import (
+    Connection,
+    Delta,
+    Event,
+    EventKind,
+    ProcessInfo,
+    Snapshot,
+    SocketRecord,
+    Transition,
+)
+from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, TagThresholds, classify
+from tcpwatch.tracker.inference import (
+    Evidence,
+    established_then_closed,
+    path_between,
+    path_from_start,
+    reason,
+)
+
+_WILDCARDS = ("0.0.0.0", "::")
+# States whose tags change with time alone (lingering after a threshold).
+_AGEING = frozenset(
+    {
+        TcpState.FIN_WAIT1,
+        TcpState.FIN_WAIT2,
+        TcpState.CLOSING,
+        TcpState.LAST_ACK,
+        TcpState.CLOSE_WAIT,
+    }
+)
+# A timer whose expiry moved more than this against its countdown was re-armed.
+_REARM_MS = 1000.0
+# Destroy notifications are kept this many polls: one for the dump they may postdate,
+# one to show whether their socket lives on in TIME_WAIT.
+_DESTROY_POLLS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    """retention_s: how long gone connections stay visible; history_cap: transitions kept
+    per connection; thresholds: the tag rules' numbers."""
+
+    retention_s: float = 10.0
+    history_cap: int = 32
+    thresholds: TagThresholds = field(default=DEFAULT_THRESHOLDS)
+
+
+class _Track:
+    """The tracker's mutable bookkeeping for one connection (outputs see `conn` only)."""
+
+    __slots__ = (
+        "accepted",
+        "conn",
+        "gone_mono",
+        "key",
+        "latest",
+        "seen_mono",
+        "since_mono",
+        "tuple",
+    )
+
+    def __init__(self, key: object, conn: Connection, mono: float, accepted: bool) -> None:
+        self.key = key
+        self.conn = conn
+        self.latest = conn.record  # the newest sighting, refreshed every poll
+        self.seen_mono = mono  # when conn.record was taken
+        self.since_mono = mono  # when the current state began, or was first seen
+        self.accepted = accepted
+        self.gone_mono: float | None = None
+        record = conn.record
+        self.tuple = record.four_tuple if record.remote.port else None
+
+
+def _tuple_key(record: SocketRecord) -> tuple[object, ...]:
+    """Identity without a cookie (/proc): the 4-tuple; unconnected sockets (listeners) also
+    by inode, as several may share one address (SO_REUSEPORT)."""
+    if not record.remote.port:
+        return (*record.four_tuple, record.inode)
+    return record.four_tuple
+
+
+def _endpoint_text(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+class Tracker:
+    """Keeps every connection's story across polls; call `update` once per poll.
+
+    Identity is the socket cookie (stable for a socket's life, carried from a SYN_RECV
+    request sock into the accepted child and into TIME_WAIT); sources without cookies
+    (/proc) fall back to the 4-tuple (plus the inode for listeners). A state is marked
+    observed only when a poll saw it; everything between two sightings is inferred from
+    what the host shows (see `tcpwatch.tracker.inference`).
+    """
+
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        self._live: dict[object, _Track] = {}
+        self._gone: dict[object, _Track] = {}
+        self._by_id: dict[str, _Track] = {}
+        self._expiry: deque[tuple[float, object]] = deque()
+        self._ageing: list[tuple[float, int, object]] = []
+        self._view: dict[str, Connection] = {}
+        self._by_tuple: dict[tuple[str, int, str, int], object] = {}
+        self._listeners: dict[int, dict[str, int]] = {}
+        self._destroyed: dict[int, tuple[SocketRecord, int]] = {}
+        # One poll's history steps per (path, first sighting): churn shares them.
+        self._steps: dict[tuple[tuple[TcpState, ...], bool], tuple[Transition, ...]] = {}
+        self._steps_at = 0.0
+
+    # -- public -------------------------------------------------------------------------
+
+    def latest(self, conn_id: str) -> SocketRecord | None:
+        """The newest sighting of a connection (its timer and tcp_info as of the last poll)."""
+        track = self._by_id.get(conn_id)
+        return None if track is None else track.latest
+
+    def live(self) -> Iterator[tuple[Connection, SocketRecord]]:
+        """Every live connection with its newest sighting."""
+        for track in self._live.values():
+            yield track.conn, track.latest
+
+    def note_destroyed(self, records: Iterable[SocketRecord]) -> None:
+        """Destroy notifications (final records, state CLOSE) received since the last poll.
+
+        The next `update` uses them as evidence: a socket that vanished with one was a full
+        socket, and its final tcp_info may show a reset; a socket never polled at all is
+        reported as a connection that lived and ended between polls. A notification for a
+        socket that lives on (the hand-over to a TIME_WAIT minisocket sends one) is ignored.
+        """
+        for record in records:
+            if record.cookie is not None:
+                self._destroyed[record.cookie] = (record, 0)
+
+    def update(self, snapshot: Snapshot) -> Delta:
+        """Take one poll; return what changed, with the whole current view."""
+        mono = snapshot.monotonic
+        live = self._live
+        owners = snapshot.owners
+        seen: set[object] = set()
+        seen_add = seen.add
+        live_get = live.get
+        fresh: list[tuple[object, SocketRecord]] = []
+        moved: list[tuple[_Track, SocketRecord]] = []
+        touched: list[tuple[_Track, SocketRecord]] = []
+        for record in snapshot.sockets:
+            cookie = record.cookie
+            key = cookie if cookie is not None else _tuple_key(record)
+            seen_add(key)
+            track = live_get(key)
+            if track is None:
+                fresh.append((key, record))
+                continue
+            track.latest = record
+            conn = track.conn
+            old = conn.record
+            if record.state is not old.state:
+                moved.append((track, record))
+                continue
+            if (
+                record.recv_q != old.recv_q
+                or record.send_q != old.send_q
+                or record.inode != old.inode
+                or (conn.process is None and record.inode and record.inode in owners)
+            ):
+                touched.append((track, record))
+                continue
+            timer, old_timer = record.timer, old.timer
+            if timer is old_timer:
+                continue
+            if (
+                timer is None
+                or old_timer is None
+                or timer.name is not old_timer.name
+                or timer.retrans != old_timer.retrans
+            ):
+                touched.append((track, record))
+            elif (
+                abs(timer.expires_ms - old_timer.expires_ms + (mono - track.seen_mono) * 1000.0)
+                > _REARM_MS
+            ):
+                self._rebuild(track, record, owners, mono)
+        gone = [live[key] for key in live.keys() - seen]
+        return self._finish(snapshot, seen, fresh, moved, touched, gone)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _finish(
+        self,
+        snapshot: Snapshot,
+        seen: set[object],
+        fresh: list[tuple[object, SocketRecord]],
+        moved: list[tuple[_Track, SocketRecord]],
+        touched: list[tuple[_Track, SocketRecord]],
+        gone: list[_Track],
+    ) -> Delta:
+        now, mono, owners = snapshot.taken_at, snapshot.monotonic, snapshot.owners
+        # Every key's state as this poll leaves it, for the other end's evidence.
+        after: dict[object, TcpState] = {}
+        # Under /proc a closing socket "turning back" into an opening one on the same
+        # 4-tuple is a new connection that reused it.
+        for item in list(moved):
+            track, record = item
+            if record.cookie is None and _reopened(track.conn.record.state, record.state):
+                moved.remove(item)
+                gone.append(track)
+                fresh.append((track.key, record))
+        for track, record in moved:
+            after[track.key] = record.state
+        for track in gone:
+            after[track.key] = TcpState.CLOSED
+        for key, record in fresh:
+            after[key] = record.state
+            if record.state is TcpState.LISTEN:
+                self._add_listener(record)
+        events: list[Event] = []
+        changed_ids: list[str] = []
+        gone_ids: list[str] = []
+        destroyed = self._destroyed
+        for track in gone:
+            self._end(track, now, mono, after, destroyed, events, gone_ids)
+        # A notification drained after this poll's dump may belong to a socket born after
+        # it, now in TIME_WAIT: only a poll later can tell it lived and ended unseen.
+        short_lived = [
+            record
+            for cookie, (record, age) in destroyed.items()
+            if age > 0
+            and cookie not in seen
+            and cookie not in self._live
+            and cookie not in self._gone
+        ]
+        for track, record in moved:
+            self._move(track, record, now, mono, owners, after, events, changed_ids)
+        for track, record in touched:
+            self._rebuild(track, record, owners, mono)
+            changed_ids.append(track.conn.id)
+        new_ids = [
+            self._begin(key, record, now, mono, owners, after, events) for key, record in fresh
+        ]
+        for record in short_lived:
+            self._short_lived(record, now, mono, after, events, gone_ids)
+        self._age_destroyed()
+        changed_ids.extend(self._reclassify(mono))
+        self._purge(mono)
+        return Delta(
+            snapshot=snapshot,
+            connections=dict(self._view),
+            new=tuple(new_ids),
+            changed=tuple(changed_ids),
+            gone=tuple(gone_ids),
+            events=tuple(events),
+        )
+
+    def _begin(
+        self,
+        key: object,
+        record: SocketRecord,
+        now: float,
+        mono: float,
+        owners: Mapping[int, ProcessInfo],
+        after: dict[object, TcpState],
+        events: list[Event],
+    ) -> str:
+        """A first sighting: a new connection whose start is inferred."""
+        accepted = self._accepted(record)
+        evidence = self._evidence(record.four_tuple, accepted, after, record.cookie)
+        path = path_from_start(record.state, evidence)
+        conn = Connection(
+            id=self._new_id(record),
+            record=record,
+            process=owners.get(record.inode) if record.inode else None,
+            first_seen=now,
+            state_since=None,
+            history=self._history((), path, now, first=True),
+            tags=self._classify(record, None),
+        )
+        track = _Track(key, conn, mono, accepted)
+        self._gone.pop(key, None)
+        self._live[key] = track
+        self._by_id[conn.id] = track
+        self._view[conn.id] = conn
+        if track.tuple is not None:
+            self._by_tuple[track.tuple] = key
+        self._schedule_ageing(track)
+        local_port = record.local.port if accepted else None
+        events.append(
+            Event(
+                kind=EventKind.NEW,
+                at=now,
+                connection=conn,
+                from_state=None,
+                to_state=record.state,
+                path=path,
+                inferred=len(path) > 1,
+                reason=reason(path, first=True, evidence=evidence, local_port=local_port),
+            )
+        )
+        return conn.id
+
+    def _move(
+        self,
+        track: _Track,
+        record: SocketRecord,
+        now: float,
+        mono: float,
+        owners: Mapping[int, ProcessInfo],
+        after: dict[object, TcpState],
+        events: list[Event],
+        changed_ids: list[str],
+    ) -> None:
+        """A state change between two sightings."""
+        old = track.conn
+        old_state = old.record.state
+        evidence = self._evidence(track.tuple, track.accepted, after, record.cookie)
+        path = path_between(old_state, record.state, evidence)
+        process = owners.get(record.inode) if record.inode else None
+        conn = Connection(
+            id=old.id,
+            record=record,
+            process=process or old.process,
+            first_seen=old.first_seen,
+            state_since=now,
+            history=self._history(old.history, path, now, first=False),
+            tags=self._classify(record, 0.0),
+        )
+        if record.state is TcpState.LISTEN:
+            self._add_listener(record)
+        self._set(track, conn, mono)
+        track.since_mono = mono
+        self._schedule_ageing(track)
+        changed_ids.append(conn.id)
+        events.append(
+            Event(
+                kind=EventKind.TRANSITION,
+                at=now,
+                connection=conn,
+                from_state=old_state,
+                to_state=record.state,
+                path=path,
+                inferred=len(path) > 2,
+                reason=reason(path, first=False, evidence=evidence),
+            )
+        )
+
+    def _end(
+        self,
+        track: _Track,
+        now: float,
+        mono: float,
+        after: dict[object, TcpState],
+        destroyed: dict[int, tuple[SocketRecord, int]],
+        events: list[Event],
+        gone_ids: list[str],
+    ) -> None:
+        """A connection no longer in the poll."""
+        old = track.conn
+        old_state = old.record.state
+        evidence = self._evidence(track.tuple, track.accepted, after, old.record.cookie)
+        path = path_between(old_state, TcpState.CLOSED, evidence)
+        conn = Connection(
+            id=old.id,
+            record=old.record,
+            process=old.process,
+            first_seen=old.first_seen,
+            state_since=now,
+            history=self._history(old.history, path, now, first=False),
+            tags=old.tags,
+            gone_at=now,
+        )
+        if old.record.cookie is not None:
+            destroyed.pop(old.record.cookie, None)
+        self._retire(track, conn, mono)
+        gone_ids.append(conn.id)
+        events.append(
+            Event(
+                kind=EventKind.GONE,
+                at=now,
+                connection=conn,
+                from_state=old_state,
+                to_state=TcpState.CLOSED,
+                path=path,
+                inferred=len(path) > 2,
+                reason=reason(path, first=False, evidence=evidence),
+            )
+        )
+
+    def _short_lived(
+        self,
+        record: SocketRecord,
+        now: float,
+        mono: float,
+        after: dict[object, TcpState],
+        events: list[Event],
+        gone_ids: list[str],
+    ) -> None:
+        """A destroy notification for a socket no poll ever saw: it lived and ended between
+        two polls. One `gone` event (from null) carries its whole, inferred, life."""
+        assert record.cookie is not None
+        del self._destroyed[record.cookie]
+        accepted = self._accepted(record)
+        evidence = self._evidence(record.four_tuple, accepted, after, record.cookie)
+        start = TcpState.SYN_RECV if accepted else TcpState.SYN_SENT
+        if accepted or established_then_closed(record):
+            evidence = Evidence(
+                accepted=accepted,
+                peer_before=evidence.peer_before,
+                peer_now=evidence.peer_now,
+                destroyed=True,
+                reset=evidence.reset,
+            )
+            path = (start, *path_between(TcpState.ESTABLISHED, TcpState.CLOSED, evidence))
+        else:
+            path = (start, TcpState.CLOSED)
+        conn = Connection(
+            id=self._new_id(record),
+            record=record,
+            process=None,
+            first_seen=now,
+            state_since=now,
+            history=self._history((), path, now, first=True),
+            tags=frozenset(),
+            gone_at=now,
+        )
+        track = _Track(record.cookie, conn, mono, accepted)
+        self._by_id[conn.id] = track
+        if track.tuple is not None:
+            self._by_tuple.setdefault(track.tuple, track.key)
+        self._retire(track, conn, mono)
+        gone_ids.append(conn.id)
+        events.append(
+            Event(
+                kind=EventKind.GONE,
+                at=now,
+                connection=conn,
+                from_state=None,
+                to_state=TcpState.CLOSED,
+                path=path,
+                inferred=True,
+                reason=reason(
+                    path,
+                    first=True,
+                    evidence=evidence,
+                    local_port=record.local.port if accepted else None,
+                )
+                + " (seen only by its destroy notification)",
+            )
+        )
+
+    def _retire(self, track: _Track, conn: Connection, mono: float) -> None:
+        self._live.pop(track.key, None)
+        self._set(track, conn, mono)
+        track.gone_mono = mono
+        self._gone[track.key] = track
+        self._expiry.append((mono + self.settings.retention_s, track.key))
+
+    def _age_destroyed(self) -> None:
+        """Forget notifications of sockets that live on (TIME_WAIT hand-overs)."""
+        stale = []
+        for cookie, (record, age) in self._destroyed.items():
+            if age + 1 >= _DESTROY_POLLS:
+                stale.append(cookie)
+            else:
+                self._destroyed[cookie] = (record, age + 1)
+        for cookie in stale:
+            del self._destroyed[cookie]
+
+    def _rebuild(
+        self, track: _Track, record: SocketRecord, owners: Mapping[int, ProcessInfo], mono: float
+    ) -> None:
+        """A new sighting without a state change: same story, fresher record."""
+        old = track.conn
+        process = owners.get(record.inode) if record.inode else None
+        conn = Connection(
+            id=old.id,
+            record=record,
+            process=process or old.process,
+            first_seen=old.first_seen,
+            state_since=old.state_since,
+            history=old.history,
+            tags=self._classify(record, mono - track.since_mono),
+        )
+        self._set(track, conn, mono)
+
+    def _set(self, track: _Track, conn: Connection, mono: float) -> None:
+        track.conn = conn
+        track.seen_mono = mono
+        self._view[conn.id] = conn
+
+    def _classify(self, record: SocketRecord, age: float | None) -> frozenset:
+        return classify(record, state_age_s=age, thresholds=self.settings.thresholds)
+
+    def _schedule_ageing(self, track: _Track) -> None:
+        """Tags that change with time alone: look again when the lingering threshold passes."""
+        if track.conn.record.state in _AGEING:
+            due = track.since_mono + self.settings.thresholds.lingering_s
+            heapq.heappush(self._ageing, (due, id(track), track.key))
+
+    def _reclassify(self, mono: float) -> list[str]:
+        changed = []
+        heap = self._ageing
+        while heap and heap[0][0] <= mono:
+            _, _, key = heapq.heappop(heap)
+            track = self._live.get(key)
+            if track is None:
+                continue
+            record = track.conn.record
+            tags = self._classify(record, mono - track.since_mono)
+            if tags != track.conn.tags:
+                self._rebuild(track, track.latest, {}, mono)
+                changed.append(track.conn.id)
+        return changed
+
+    def _history(
+        self,
+        history: tuple[Transition, ...],
+        path: tuple[TcpState, ...],
+        at: float,
+        *,
+        first: bool,
+    ) -> tuple[Transition, ...]:
+        """Append a path's steps; every step but the last (the sighting) is inferred."""
+        key = (path, first)
+        steps = self._steps.get(key) if self._steps_at == at else None
+        if steps is None:
+            if self._steps_at != at:
+                self._steps.clear()
+                self._steps_at = at
+            last = len(path) - 1
+            built = [Transition(at, None, path[0], inferred=last > 0)] if first else []
+            built.extend(
+                Transition(at, path[index], path[index + 1], inferred=index + 1 < last)
+                for index in range(last)
+            )
+            steps = self._steps[key] = tuple(built)
+        combined = history + steps if history else steps
+        cap = self.settings.history_cap
+        return combined[-cap:] if len(combined) > cap else combined
+
+    def _accepted(self, record: SocketRecord) -> bool:
+        """Accepted from a local listener: its local address and port belong to one."""
+        state = record.state
+        if state is TcpState.SYN_RECV:
+            return True
+        if state is TcpState.SYN_SENT or state is TcpState.LISTEN or not record.remote.port:
+            return False
+        addresses = self._listeners.get(record.local.port)
+        if not addresses:
+            return False
+        local = record.local.address
+        if local in addresses or any(a in addresses for a in _WILDCARDS):
+            return True
+        # An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d.
+        return local.startswith("::ffff:") and local[7:] in addresses
+
+    def _evidence(
+        self,
+        four_tuple: tuple[str, int, str, int] | None,
+        accepted: bool,
+        after: dict[object, TcpState],
+        cookie: int | None,
+    ) -> Evidence:
+        """The other end's states when both ends are on this host, and destroy notes."""
+        note = None if cookie is None else self._destroyed.get(cookie)
+        destroyed = note is not None
+        reset = note is not None and _unacked(note[0]) > 0
+        plain = Evidence(accepted=accepted, destroyed=destroyed, reset=reset)
+        if four_tuple is None:
+            return plain
+        peer_key = self._by_tuple.get((four_tuple[2], four_tuple[3], four_tuple[0], four_tuple[1]))
+        peer = None if peer_key is None else self._live.get(peer_key) or self._gone.get(peer_key)
+        if peer is None:
+            return plain
+        before = TcpState.CLOSED if peer.gone_mono is not None else peer.conn.record.state
+        return Evidence(
+            accepted=accepted,
+            peer_before=before,
+            peer_now=after.get(peer_key, before),
+            destroyed=destroyed,
+            reset=reset,
+        )
+
+    def _add_listener(self, record: SocketRecord) -> None:
+        ports = self._listeners.setdefault(record.local.port, {})
+        ports[record.local.address] = ports.get(record.local.address, 0) + 1
+
+    def _drop_listener(self, record: SocketRecord) -> None:
+        ports = self._listeners.get(record.local.port)
+        if not ports or record.local.address not in ports:
+            return
+        ports[record.local.address] -= 1
+        if ports[record.local.address] <= 0:
+            del ports[record.local.address]
+        if not ports:
+            del self._listeners[record.local.port]
+
+    def _new_id(self, record: SocketRecord) -> str:
+        if record.cookie is not None:
+            return f"0x{record.cookie:x}"
+        base = (
+            f"{_endpoint_text(record.local.address, record.local.port)}-"
+            f"{_endpoint_text(record.remote.address, record.remote.port)}"
+        )
+        if not record.remote.port:
+            base += f"#{record.inode}"
+        conn_id, n = base, 1
+        while conn_id in self._by_id:
+            n += 1
+            conn_id = f"{base}~{n}"
+        return conn_id
+
+    def _purge(self, mono: float) -> None:
+        """Forget gone connections older than the retention period."""
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= mono:
+            _, key = expiry.popleft()
+            track = self._gone.get(key)
+            if track is None or track.gone_mono is None:
+                continue
+            if track.gone_mono + self.settings.retention_s > mono:
+                continue
+            del self._gone[key]
+            conn = track.conn
+            if self._by_id.get(conn.id) is track:
+                del self._by_id[conn.id]
+                del self._view[conn.id]
+            if track.tuple is not None and self._by_tuple.get(track.tuple) == key:
+                del self._by_tuple[track.tuple]
+            if conn.record.state is TcpState.LISTEN:
+                self._drop_listener(conn.record)
+
+
+def _unacked(record: SocketRecord) -> int:
+    info = record.tcp_info
+    return 0 if info is None else info.unacked
+
+
+def _reopened(before: TcpState, after: TcpState) -> bool:
+    closing = (TcpState.TIME_WAIT, TcpState.LAST_ACK, TcpState.CLOSING, TcpState.FIN_WAIT2)
+    opening = (TcpState.SYN_SENT, TcpState.SYN_RECV, TcpState.ESTABLISHED)
+    return before in closing and after in opening

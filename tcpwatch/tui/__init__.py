@@ -1,0 +1,3 @@
+"""The interactive monitor (Textual). The only package that imports Textual."""
+
+from __future__ import annotations

@@ -1,0 +1,435 @@
+"""The interactive monitor: polls in a thread, paints immutable views, explains on demand.
+
+Threading: one thread worker owns the source and the Tracker and runs the poll loop, so
+polls never overlap and a slow poll never blocks a key. After each poll it also folds the
+delta into the `ViewModel` (filter, sort, group: O(changes), not O(connections)) and posts
+the finished `TableView` to the UI thread, which only swaps it in and repaints the visible
+rows. Changing the filter, sort or view rebuilds the model in a second thread worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import ClassVar, Protocol
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+from textual.worker import get_current_worker
+
+from tcpwatch.errors import TcpwatchError
+from tcpwatch.filters import FilterError, parse_filter
+from tcpwatch.model import Snapshot, SocketRecord
+from tcpwatch.tcp.host import HostSettings
+from tcpwatch.tcp.tags import Tag
+from tcpwatch.textsafe import printable
+from tcpwatch.tracker import Tracker
+from tcpwatch.tui.drill import DrillScreen
+from tcpwatch.tui.export import export_view
+from tcpwatch.tui.header import HeaderPanel, Status
+from tcpwatch.tui.help import HelpScreen
+from tcpwatch.tui.table import TAG_STYLE, ConnectionTable
+from tcpwatch.tui.view import Column, TableView, ViewMode, ViewModel, ViewSettings
+
+MAIN_SCREEN_ACTIONS = frozenset(
+    ("filter", "drill", "sort", "reverse", "view", "only", "clear")
+)
+MIN_INTERVAL = 0.1
+MAX_INTERVAL = 60.0
+INTERVAL_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+TOGGLES: tuple[tuple[str, Tag, str], ...] = (
+    ("l", Tag.LISTENER, "listeners"),
+    ("h", Tag.HALF_OPEN, "half-open"),
+    ("c", Tag.HALF_CLOSED, "half-closed"),
+    ("w", Tag.LINGERING, "lingering"),
+    ("o", Tag.ORPHAN, "orphans"),
+)
+
+
+class PollSource(Protocol):
+    """What the app polls: a live `Poller` or a `ReplaySource` (None: end of recording)."""
+
+    def poll(self) -> Snapshot | None: ...
+
+
+class Polled(Message):
+    """A poll finished: the new table picture, and the drilled-into connection's record."""
+
+    def __init__(self, view: TableView, latest: SocketRecord | None) -> None:
+        super().__init__()
+        self.view = view
+        self.latest = latest
+
+
+class Rebuilt(Message):
+    def __init__(self, view: TableView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class PollFailed(Message):
+    def __init__(self, text: str, *, fatal: bool) -> None:
+        super().__init__()
+        self.text = text
+        self.fatal = fatal
+
+
+class RecordingEnded(Message):
+    """A replay has no more polls."""
+
+
+class TcpwatchApp(App[int]):
+    """`tcpwatch` and `tcpwatch replay FILE`."""
+
+    TITLE = "tcpwatch"
+    CSS = """
+    #bottom { height: auto; }
+    #filter-input { display: none; height: 3; border: tall #87d7ff; }
+    #filter-input.editing { display: block; }
+    #filter-error { color: #ff5f5f; height: auto; }
+    #status { height: 1; background: #262626; padding: 0 1; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("enter", "drill", "Explain"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse sort", show=False),
+        Binding("v", "view", "View"),
+        Binding("p", "pause", "Pause"),
+        Binding("n", "step", "Next poll (paused)", show=False),
+        Binding("plus,equals_sign", "interval(1)", "Interval +", show=False),
+        Binding("minus,underscore", "interval(-1)", "Interval -", show=False),
+        Binding("e", "export", "Export"),
+        *(
+            Binding(key, f"only('{tag.value}')", f"Only {label} (toggle)", show=False)
+            for key, tag, label in TOGGLES
+        ),
+        Binding("escape", "clear", "Clear filter and toggles", show=False),
+    ]
+
+    def __init__(
+        self,
+        source_factory: Callable[[], PollSource],
+        *,
+        interval: float,
+        filter_text: str,
+        export_dir: str,
+        lang: str,
+        replay: bool,
+        host_settings: HostSettings | None = None,
+        clock: Callable[[], float] = time.time,
+        start_paused: bool = False,
+    ) -> None:
+        super().__init__()
+        self._source_factory = source_factory
+        self.interval = interval
+        self.export_dir = export_dir
+        self.lang = lang
+        self.replay = replay
+        self.host_settings = host_settings or HostSettings()
+        self.clock = clock
+        self.paused = start_paused
+        self.finished = False
+        self.failure: str | None = None
+        self.polls = 0
+        self.model = ViewModel(ViewSettings(filter=parse_filter(filter_text)))
+        self.view: TableView = self.model.view
+        self._settings = self.model.settings
+        self._wake = threading.Event()
+        self._step = False
+        self._watch_id: str | None = None
+        self._message = Text()
+
+    # -- layout ---------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HeaderPanel(id="header")
+        yield ConnectionTable(id="table")
+        with Vertical(id="bottom"):
+            yield Input(placeholder="filter, e.g. port:8080 state:close-wait", id="filter-input")
+            yield Static(id="filter-error")
+            yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._show_status()
+        self._poll_loop()
+
+    def on_unmount(self) -> None:
+        self._wake.set()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Table actions only where the table is: not under the drill-down or the help."""
+        if action in MAIN_SCREEN_ACTIONS:
+            return not isinstance(self.screen, (DrillScreen, HelpScreen))
+        return True
+
+    @property
+    def table(self) -> ConnectionTable:
+        return self.query_one(ConnectionTable)
+
+    # -- polling (thread) -------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="poll")
+    def _poll_loop(self) -> None:
+        worker = get_current_worker()
+        tracker = Tracker()
+        try:
+            source = self._source_factory()
+        except TcpwatchError as error:
+            self.post_message(PollFailed(str(error), fatal=True))
+            return
+        try:
+            while not worker.is_cancelled:
+                if self.paused and not self._step:
+                    self._wake.wait()
+                    self._wake.clear()
+                    continue
+                self._step = False
+                started = time.monotonic()
+                try:
+                    snapshot = source.poll()
+                except TcpwatchError as error:
+                    self.post_message(PollFailed(str(error), fatal=False))
+                    snapshot = None
+                    if not worker.is_cancelled:
+                        self._wake.wait(self.interval)
+                        self._wake.clear()
+                    continue
+                if snapshot is None:
+                    self.post_message(RecordingEnded())
+                    return
+                view = self.model.apply(tracker.update(snapshot))
+                watch_id = self._watch_id
+                latest = tracker.latest(watch_id) if watch_id is not None else None
+                self.post_message(Polled(view, latest))
+                self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
+                self._wake.clear()
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    @work(thread=True, exclusive=True, group="view")
+    def _rebuild(self, settings: ViewSettings) -> None:
+        self.post_message(Rebuilt(self.model.configure(settings)))
+
+    def on_polled(self, message: Polled) -> None:
+        self.polls += 1
+        self._show_view(message.view)
+        screen = self.screen
+        if isinstance(screen, DrillScreen):
+            screen.follow(message.view, message.latest)
+
+    def on_rebuilt(self, message: Rebuilt) -> None:
+        self._show_view(message.view)
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        if message.fatal:
+            self.failure = message.text
+            self.exit(1)
+            return
+        self._say(f"poll failed: {message.text}", error=True)
+
+    def on_recording_ended(self, _message: RecordingEnded) -> None:
+        self.finished = True
+        self._say("end of the recording: the last poll stays on screen; q quits")
+        self._show_view(self.view, force=True)
+
+    def _show_view(self, view: TableView, *, force: bool = False) -> None:
+        if view.seq < self.view.seq and not force:
+            return
+        self.view = view
+        self.table.show(view)
+        status = Status(
+            interval=self.interval, paused=self.paused, replay=self.replay, finished=self.finished
+        )
+        self.query_one(HeaderPanel).show(view, status)
+        self._show_status()
+
+    # -- the status line and the filter bar ---------------------------------------------
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        self._message = Text(printable(text), "bold #ff5f5f" if error else "bold #87d787")
+        self._show_status()
+
+    def _show_status(self) -> None:
+        settings = self._settings
+        line = Text()
+        line.append("filter ", "#8a8a8a")
+        line.append(settings.filter.text or "(none)", "bold" if settings.filter.text else "")
+        line.append("  only ", "#8a8a8a")
+        for key, tag, label in TOGGLES:
+            on = tag in settings.only
+            line.append(f" {key}:{label} ", TAG_STYLE[tag] + " reverse" if on else "#6c6c6c")
+        line.append(f"  sort {settings.sort.value}{' ▼' if settings.descending else ''}", "#8a8a8a")
+        if self._message:
+            line.append("  ")
+            line.append_text(self._message)
+        self.query_one("#status", Static).update(line)
+
+    def _apply(self, settings: ViewSettings) -> None:
+        self._settings = settings
+        self._show_status()
+        self._rebuild(settings)
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter-input", Input)
+        field.value = self._settings.filter.text
+        field.add_class("editing")
+        field.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            parsed = parse_filter(event.value)
+        except FilterError as error:
+            self.query_one("#filter-error", Static).update(
+                Text(f"✗ {printable(str(error))} (the previous filter stays)")
+            )
+            return
+        self.query_one("#filter-error", Static).update("")
+        self._close_filter()
+        self._apply(replace(self._settings, filter=parsed))
+
+    def _close_filter(self) -> None:
+        field = self.query_one("#filter-input", Input)
+        field.remove_class("editing")
+        self.table.focus()
+
+    def action_clear(self) -> None:
+        field = self.query_one("#filter-input", Input)
+        if field.has_class("editing"):
+            self.query_one("#filter-error", Static).update("")
+            self._close_filter()
+            return
+        self._apply(replace(self._settings, filter=parse_filter(""), only=frozenset()))
+
+    def action_only(self, value: str) -> None:
+        tag = Tag(value)
+        only = self._settings.only ^ {tag}
+        self._apply(replace(self._settings, only=only))
+
+    # -- sorting and views --------------------------------------------------------------
+
+    def action_sort(self) -> None:
+        columns = list(Column)
+        following = columns[(columns.index(self._settings.sort) + 1) % len(columns)]
+        self._apply(replace(self._settings, sort=following, descending=False))
+
+    def action_reverse(self) -> None:
+        self._apply(replace(self._settings, descending=not self._settings.descending))
+
+    def on_connection_table_sort_clicked(self, message: ConnectionTable.SortClicked) -> None:
+        if message.column is self._settings.sort:
+            self.action_reverse()
+        else:
+            self._apply(replace(self._settings, sort=message.column, descending=False))
+
+    def action_view(self) -> None:
+        modes = list(ViewMode)
+        following = modes[(modes.index(self._settings.mode) + 1) % len(modes)]
+        self._apply(replace(self._settings, mode=following))
+
+    # -- polling control ----------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self._wake.set()
+        self._say("paused: n polls once, p resumes" if self.paused else "resumed")
+        self._show_view(self.view, force=True)
+
+    def action_step(self) -> None:
+        if not self.paused:
+            self._say("n polls once while paused (p pauses)")
+            return
+        self._step = True
+        self._wake.set()
+
+    def action_interval(self, direction: int) -> None:
+        steps = INTERVAL_STEPS
+        if direction > 0:
+            bigger = [s for s in steps if s > self.interval + 1e-9]
+            self.interval = bigger[0] if bigger else MAX_INTERVAL
+        else:
+            smaller = [s for s in steps if s < self.interval - 1e-9]
+            self.interval = smaller[-1] if smaller else MIN_INTERVAL
+        self._wake.set()
+        self._say(f"polling every {self.interval:g}s")
+        self._show_view(self.view, force=True)
+
+    # -- drill-down, export, help ---------------------------------------------------------
+
+    def action_drill(self) -> None:
+        conn = self.table.selected
+        if conn is None:
+            self._say("select a connection first (a heading row has nothing to explain)")
+            return
+        self._watch_id = conn.id
+        self.push_screen(
+            DrillScreen(conn, self.view, host=self.host_settings, lang=self.lang),
+            callback=self._drill_closed,
+        )
+
+    def _drill_closed(self, _result: None) -> None:
+        self._watch_id = None
+
+    def on_connection_table_opened(self, _message: ConnectionTable.Opened) -> None:
+        self.action_drill()
+
+    def action_export(self) -> None:
+        try:
+            path = export_view(self.view, self.export_dir, self.clock)
+        except TcpwatchError as error:
+            self._say(f"export failed: {error}", error=True)
+            self.notify(printable(f"export failed: {error}"), severity="error", markup=False)
+            return
+        count = len(self.view.shown_connections())
+        self._say(f"exported {count} connections to {path}")
+        self.notify(f"exported {count} connections to {printable(path)}", markup=False)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        sections = [
+            ("Main screen", [b for b in self.BINDINGS if isinstance(b, Binding)]),
+            ("Table", list(ConnectionTable.BINDINGS)),
+            ("Explanation screen", list(DrillScreen.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(sections))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in (
+            ("Explain the selected connection", "Drill down (enter)", self.action_drill),
+            ("Filter…", "Open the filter bar (/)", self.action_filter),
+            ("Clear filter and toggles", "Show everything (escape)", self.action_clear),
+            ("Next sort column", "Sort by the next column (s)", self.action_sort),
+            ("Reverse sort order", "Ascending / descending (S)", self.action_reverse),
+            ("Next view", "All / by listener / by process (v)", self.action_view),
+            ("Pause or resume polling", "p", self.action_pause),
+            ("Poll once", "While paused (n)", self.action_step),
+            ("Longer interval", "+", lambda: self.action_interval(1)),
+            ("Shorter interval", "-", lambda: self.action_interval(-1)),
+            ("Export the view", "Snapshot document with histories (e)", self.action_export),
+            ("Keys", "Every key (?)", self.action_help),
+        ):
+            yield SystemCommand(title, help_text, action)
+        for key, tag, label in TOGGLES:
+            yield SystemCommand(
+                f"Toggle: only {label}",
+                f"Show connections tagged {tag.value} ({key})",
+                lambda value=tag.value: self.action_only(value),
+            )

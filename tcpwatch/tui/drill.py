@@ -1,0 +1,334 @@
+"""The drill-down screen: one connection explained like a textbook page, live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tcpwatch.model import Connection, SocketRecord, TimerName
+from tcpwatch.tcp.explain import explain
+from tcpwatch.tcp.host import HostSettings
+from tcpwatch.tcp.states import TcpState
+from tcpwatch.textsafe import printable
+from tcpwatch.tui import diagrams
+from tcpwatch.tui.table import STATE_STYLE, TAG_STYLE, fmt_age, fmt_duration, fmt_endpoint
+from tcpwatch.tui.view import TableView, find_peer, listener_members
+
+SECTION = "bold #87d7ff"
+LABEL = "#8a8a8a"
+
+
+def _endpoint(address: str, port: int) -> str:
+    return fmt_endpoint(printable(address), port)
+
+
+def _section(title: str) -> Text:
+    return Text(f"\n{title}", SECTION)
+
+
+def _kv(pairs: Iterable[tuple[str, str]]) -> Text:
+    out = Text()
+    for n, (key, value) in enumerate(pairs):
+        if n:
+            out.append("\n")
+        out.append(f"  {key:<18}", LABEL)
+        out.append(value)
+    return out
+
+
+def _timer_text(record: SocketRecord, elapsed: float, host: HostSettings) -> str:
+    timer = record.timer
+    if timer is None:
+        return "none running"
+    left = fmt_duration(max(0.0, timer.expires_ms / 1000 - elapsed))
+    if timer.name is TimerName.TIMEWAIT and record.state is TcpState.TIME_WAIT:
+        return f"2MSL: {left} left of 60s, then the socket is freed and the port reusable"
+    if timer.name is TimerName.TIMEWAIT:
+        return f"FIN_WAIT2 timeout: {left} left of tcp_fin_timeout={host.tcp_fin_timeout}s"
+    if timer.name is TimerName.KEEPALIVE:
+        return (
+            f"keepalive: next probe in {left} (time {host.tcp_keepalive_time}s, "
+            f"interval {host.tcp_keepalive_intvl}s, {host.tcp_keepalive_probes} probes)"
+            + (f", {timer.retrans} unanswered" if timer.retrans else "")
+        )
+    if timer.name is TimerName.PERSIST:
+        return f"zero-window probe in {left}, {timer.retrans} sent: the peer's window is 0"
+    what = "SYN-ACK" if record.state is TcpState.SYN_RECV else "retransmission"
+    return f"{what} timer: fires in {left}, {timer.retrans} retransmissions so far"
+
+
+def _tcp_info_text(record: SocketRecord) -> Text:
+    info = record.tcp_info
+    if info is None:
+        return Text("  not available (TIME_WAIT, request socks and /proc carry none)", LABEL)
+    pairs = [
+        ("rtt", f"{info.rtt_us / 1000:.2f} ms ± {info.rttvar_us / 1000:.2f} ms"),
+        ("cwnd", f"{info.snd_cwnd} segments of {info.snd_mss} bytes"),
+        (
+            "retransmits",
+            f"{info.retransmits} now (backoff {info.backoff}, probes {info.probes}), "
+            f"{info.total_retrans} in total",
+        ),
+        ("unacked", f"{info.unacked} segments"),
+        ("last data recv", fmt_duration(info.last_data_recv_ms / 1000) + " ago"),
+        ("last ACK recv", fmt_duration(info.last_ack_recv_ms / 1000) + " ago"),
+    ]
+    if info.bytes_acked is not None:
+        pairs.append(("bytes acked", f"{info.bytes_acked:,}"))
+    if info.bytes_received is not None:
+        pairs.append(("bytes received", f"{info.bytes_received:,}"))
+    return _kv(pairs)
+
+
+def _owner_text(conn: Connection) -> Text:
+    process = conn.process
+    if process is None:
+        if conn.record.inode == 0:
+            return Text(
+                "  no process holds this socket (TIME_WAIT, a request sock, or an orphan "
+                "the kernel finishes alone)",
+                LABEL,
+            )
+        return Text("  unknown: run as root to see the owners of every socket", LABEL)
+    return _kv(
+        [
+            ("pid", str(process.pid)),
+            ("name", printable(process.name)),
+            ("user", printable(process.user or "?") + f" (uid {conn.record.uid})"),
+            ("cmdline", " ".join(printable(arg) for arg in process.cmdline)),
+        ]
+    )
+
+
+def _side(conn: Connection, now: float) -> Text:
+    out = Text()
+    out.append(conn.state.value, STATE_STYLE[conn.state])
+    out.append(f"  for {fmt_age(conn, now)}\n")
+    record = conn.record
+    out.append(f"{_endpoint(record.local.address, record.local.port)}\n")
+    out.append(f"Recv-Q {record.recv_q}  Send-Q {record.send_q}\n")
+    who = "-" if conn.process is None else f"{conn.process.pid} {printable(conn.process.name)}"
+    out.append(f"process {who}")
+    return out
+
+
+def drill_body(
+    conn: Connection,
+    view: TableView,
+    *,
+    latest: SocketRecord | None,
+    host: HostSettings,
+    lang: str,
+    width: int,
+) -> RenderableType:
+    """Everything the drill-down shows, as Rich renderables built from Text (never markup)."""
+    now = view.now
+    record = latest or conn.record
+    elapsed = now - view.seen.get(conn.id, now) if latest is None else 0.0
+    connections = view.connections.values()
+    peer = find_peer(conn, connections)
+    parts: list[RenderableType] = []
+
+    title = Text()
+    title.append(f" {conn.state.value} ", STATE_STYLE[conn.state] + " reverse")
+    title.append("  ")
+    title.append(_endpoint(record.local.address, record.local.port), "bold")
+    if record.state is not TcpState.LISTEN:
+        title.append(" ⇄ ")
+        title.append(_endpoint(record.remote.address, record.remote.port), "bold")
+    title.append(f"   id {conn.id}   in this state {fmt_age(conn, now)}", LABEL)
+    for tag in sorted(conn.tags, key=lambda t: t.value):
+        title.append("  ")
+        title.append(f" {tag.value} ", TAG_STYLE.get(tag, "") + " reverse")
+    parts.append(title)
+
+    explanation = explain(
+        conn, host=host, peer=peer, lang=lang, now=now, others=view.connections.values()
+    )
+    parts.append(_section(printable(explanation.title)))
+    parts.append(_kv_block("What it means", explanation.meaning))
+    parts.append(_kv_block("How it got here", explanation.how_it_got_here))
+    if explanation.who_closed_first:
+        parts.append(_kv_block("Who closed first", explanation.who_closed_first))
+    parts.append(_kv_block("What happens next", explanation.what_next))
+    for diagnosis in explanation.diagnoses:
+        block = Text()
+        block.append(f"\n⚠ {printable(diagnosis.title)}\n", "bold #ff8700")
+        block.append("  Probable cause: ", "bold")
+        block.append(printable(diagnosis.cause) + "\n")
+        block.append("  What to do: ", "bold")
+        block.append(printable(diagnosis.fix))
+        parts.append(block)
+    if explanation.notes:
+        notes = Text()
+        for n, note in enumerate(explanation.notes):
+            notes.append("\n" if n else "")
+            notes.append("• ", "#87d7ff")
+            notes.append(_lines(note))
+        parts.append(_section("Notes"))
+        parts.append(notes)
+
+    if record.state is TcpState.LISTEN:
+        parts.extend(_listener_parts(conn, record, view))
+
+    states, inferred = explanation.path, explanation.inferred
+    parts.append(_section("State machine (this connection's path)"))
+    parts.append(diagrams.state_machine(states, inferred))
+    parts.append(_section("Path, step by step"))
+    parts.append(diagrams.path_text(states, inferred))
+    if record.state is not TcpState.LISTEN:
+        parts.append(_section("Ladder: segments between the two ends"))
+        parts.append(
+            diagrams.ladder(
+                explanation.ladder,
+                states[0] if states else None,
+                _endpoint(record.local.address, record.local.port),
+                _endpoint(record.remote.address, record.remote.port),
+                width=min(width - 2, 90),
+            )
+        )
+
+    parts.append(_section("History"))
+    history = Text()
+    for n, step in enumerate(conn.history):
+        if n:
+            history.append("\n")
+        history.append(f"  -{fmt_duration(max(0.0, now - step.at)):>7} ago  ", LABEL)
+        history.append(step.from_state.value if step.from_state else "(new)")
+        history.append(" → ")
+        history.append(step.to_state.value, STATE_STYLE[step.to_state])
+        if step.inferred:
+            history.append("  inferred", "italic #d7af5f")
+    if not conn.history:
+        history.append("  nothing recorded yet", LABEL)
+    parts.append(history)
+
+    parts.append(_section("Timers and queues"))
+    queue_note = (
+        "Recv-Q = connections waiting for accept(), Send-Q = backlog"
+        if record.state is TcpState.LISTEN
+        else "Recv-Q = bytes received, not yet read by the application; "
+        "Send-Q = bytes sent, not yet acknowledged"
+    )
+    parts.append(
+        _kv(
+            [
+                ("timer", _timer_text(record, elapsed, host)),
+                ("queues", f"Recv-Q {record.recv_q}, Send-Q {record.send_q}"),
+                ("", queue_note),
+            ]
+        )
+    )
+    parts.append(_section("tcp_info"))
+    parts.append(_tcp_info_text(record))
+    parts.append(_section("Owner"))
+    parts.append(_owner_text(conn))
+
+    if peer is not None:
+        parts.append(_section("Both ends are on this host"))
+        table = Table(box=None, expand=False, padding=(0, 2), show_edge=False)
+        table.add_column(Text("this end", "bold"))
+        table.add_column(Text("other end", "bold"))
+        table.add_row(_side(conn, now), _side(peer, now))
+        parts.append(table)
+    return Group(*parts)
+
+
+def _lines(body: str) -> str:
+    """Catalog text may hold line breaks; everything else unprintable is escaped."""
+    return "\n".join(printable(line) for line in body.split("\n"))
+
+
+def _kv_block(title: str, body: str) -> Text:
+    out = Text()
+    out.append(f"{title}: ", "bold")
+    out.append(_lines(body))
+    return out
+
+
+def _listener_parts(conn: Connection, record: SocketRecord, view: TableView) -> list[Text]:
+    accepted, syn_recv = listener_members(conn, view.connections.values())
+    parts: list[Text] = []
+    backlog = max(record.send_q, 1)
+    filled = min(20, record.recv_q * 20 // backlog)
+    bar = Text("  accept queue  ")
+    bar.append("█" * filled, "#ff8700" if record.recv_q * 10 >= backlog * 8 else "green")
+    bar.append("░" * (20 - filled), "#444444")
+    bar.append(f"  {record.recv_q} of backlog {record.send_q} waiting for accept()")
+    bar.append(f"\n  SYN_RECV       {syn_recv} handshakes in progress (request socks)")
+    parts.append(_section("Queues"))
+    parts.append(bar)
+    parts.append(_section(f"Accepted connections ({len(accepted)})"))
+    lines = Text()
+    for n, member in enumerate(accepted[:30]):
+        if n:
+            lines.append("\n")
+        lines.append(f"  {member.state.value:<12}", STATE_STYLE[member.state])
+        lines.append(_endpoint(member.record.remote.address, member.record.remote.port))
+        if member.process is not None:
+            lines.append(f"  {member.process.pid} {printable(member.process.name)}", LABEL)
+    if len(accepted) > 30:
+        lines.append(f"\n  … and {len(accepted) - 30} more (view by listener: v)", LABEL)
+    if not accepted:
+        lines.append("  none right now", LABEL)
+    parts.append(lines)
+    return parts
+
+
+class DrillScreen(Screen[None]):
+    """One connection in depth; follows it live while the polls go on."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,backspace,left", "app.pop_screen", "Back"),
+        Binding("question_mark", "app.help", "Help"),
+    ]
+
+    DEFAULT_CSS = """
+    DrillScreen VerticalScroll { padding: 0 1; }
+    """
+
+    def __init__(self, conn: Connection, view: TableView, *, host: HostSettings, lang: str) -> None:
+        super().__init__()
+        self.conn = conn
+        self.view = view
+        self.latest: SocketRecord | None = None
+        self._host = host
+        self._lang = lang
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(id="drill-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._render_body()
+        self.query_one(VerticalScroll).focus()
+
+    def follow(self, view: TableView, latest: SocketRecord | None) -> None:
+        """A new poll: show this connection's newest version (gone ones stay, in red)."""
+        self.view = view
+        self.latest = latest
+        newer = view.connections.get(self.conn.id)
+        if newer is not None:
+            self.conn = newer
+        self._render_body()
+
+    def _render_body(self) -> None:
+        body = drill_body(
+            self.conn,
+            self.view,
+            latest=self.latest,
+            host=self._host,
+            lang=self._lang,
+            width=self.size.width or 80,
+        )
+        self.query_one("#drill-body", Static).update(body)

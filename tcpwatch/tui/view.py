@@ -1,0 +1,471 @@
+"""The table's model: which connections are shown, in which order, grouped how.
+
+Kept free of widgets so that it can run in the polling thread: at 50k connections the UI
+thread must only paint the visible rows. Each poll touches only the connections whose
+`Connection` object changed (the tracker hands out new objects only for those); filter
+results and sort keys of the others are reused, and the previous order is re-sorted, which
+Python's sort does in near-linear time because it is almost sorted already.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+from tcpwatch.filters import Filter, parse_filter
+from tcpwatch.model import Connection, Delta, Snapshot
+from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.tags import Tag
+
+FLASH_SECONDS = 2.0  # how long a new or changed row stays highlighted
+GONE_SECONDS = 5.0  # how long a gone row stays on screen, in red
+HISTORY_SAMPLES = 180  # sparkline length: three minutes at the default interval
+GROUP_PREFIX = "\x00"  # ids of group heading rows; connection ids never start with it
+
+# Lifecycle order, used when sorting by state.
+STATE_ORDER: dict[TcpState, int] = {
+    state: rank
+    for rank, state in enumerate(
+        (
+            TcpState.LISTEN,
+            TcpState.SYN_SENT,
+            TcpState.SYN_RECV,
+            TcpState.ESTABLISHED,
+            TcpState.FIN_WAIT1,
+            TcpState.FIN_WAIT2,
+            TcpState.CLOSING,
+            TcpState.TIME_WAIT,
+            TcpState.CLOSE_WAIT,
+            TcpState.LAST_ACK,
+            TcpState.CLOSE,
+            TcpState.CLOSED,
+        )
+    )
+}
+
+
+class Column(enum.Enum):
+    """The table's columns, in display order; each is also a sort order."""
+
+    STATE = "state"
+    LOCAL = "local"
+    REMOTE = "remote"
+    RECV_Q = "recv-q"
+    SEND_Q = "send-q"
+    TIMER = "timer"
+    AGE = "in state"
+    PROCESS = "process"
+    TAGS = "tags"
+
+
+class ViewMode(enum.Enum):
+    ALL = "all connections"
+    LISTENER = "by listener"
+    PROCESS = "by process"
+
+
+class Flash(enum.Enum):
+    NEW = "new"
+    CHANGED = "changed"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSettings:
+    """What the user chose to see. Replaced whole when anything changes."""
+
+    filter: Filter = field(default_factory=lambda: parse_filter(""))
+    only: frozenset[Tag] = frozenset()  # quick toggles: show connections with any of these
+    sort: Column = Column.STATE
+    descending: bool = False
+    mode: ViewMode = ViewMode.ALL
+
+
+@dataclass(frozen=True, slots=True)
+class TableView:
+    """One immutable picture of the table, built off the UI thread, painted by the UI."""
+
+    seq: int
+    snapshot: Snapshot | None
+    settings: ViewSettings
+    rows: tuple[str, ...]  # connection ids and group heading ids, in display order
+    connections: Mapping[str, Connection]
+    groups: Mapping[str, str]  # group heading id -> heading text
+    depth: Mapping[str, int]  # connection id -> indent level in grouped views
+    seen: Mapping[str, float]  # connection id -> when its record was seen (timer countdowns)
+    flash: Mapping[str, tuple[Flash, float]]  # id -> (kind, until)
+    live: int  # connections not gone
+    state_counts: Mapping[str, int]  # over all live connections, not only the shown ones
+    tag_counts: Mapping[str, int]
+    history: tuple[Mapping[str, int], ...]  # state and tag counts per poll, oldest first
+
+    @property
+    def now(self) -> float:
+        return 0.0 if self.snapshot is None else self.snapshot.taken_at
+
+    def flash_of(self, conn_id: str) -> Flash | None:
+        entry = self.flash.get(conn_id)
+        if entry is None or entry[1] < self.now:
+            return None
+        return entry[0]
+
+    def index_of(self, row_id: str) -> int | None:
+        try:
+            return self.rows.index(row_id)
+        except ValueError:
+            return None
+
+    def shown_connections(self) -> list[Connection]:
+        """The connections of the filtered view that are still alive, in display order."""
+        conns = self.connections
+        return [
+            conns[row]
+            for row in self.rows
+            if not row.startswith(GROUP_PREFIX) and conns[row].gone_at is None
+        ]
+
+
+EMPTY_VIEW = TableView(
+    seq=0,
+    snapshot=None,
+    settings=ViewSettings(),
+    rows=(),
+    connections=MappingProxyType({}),
+    groups=MappingProxyType({}),
+    depth=MappingProxyType({}),
+    seen=MappingProxyType({}),
+    flash=MappingProxyType({}),
+    live=0,
+    state_counts=MappingProxyType({}),
+    tag_counts=MappingProxyType({}),
+    history=(),
+)
+
+
+@lru_cache(maxsize=65536)
+def address_key(address: str) -> tuple[int, int]:
+    """Numeric order for addresses (10.0.0.5 before 10.0.0.10)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return (9, 0)
+    return (parsed.version, int(parsed))
+
+
+def _since(conn: Connection) -> float:
+    return conn.state_since if conn.state_since is not None else conn.first_seen - 1e9
+
+
+def sort_key(column: Column) -> Callable[[Connection, float], Any]:
+    """The key function for one column, given a connection and when its record was seen.
+
+    Ties are broken by the 4-tuple. Timers sort by when they expire, which stays right
+    while the tracker keeps a counting-down timer's old record.
+    """
+
+    def tie(c: Connection) -> tuple[Any, ...]:
+        r = c.record
+        return (
+            address_key(r.local.address),
+            r.local.port,
+            address_key(r.remote.address),
+            r.remote.port,
+            c.id,
+        )
+
+    keys: dict[Column, Callable[[Connection, float], Any]] = {
+        Column.STATE: lambda c, _: (STATE_ORDER[c.state], tie(c)),
+        Column.LOCAL: lambda c, _: tie(c),
+        Column.REMOTE: lambda c, _: (
+            address_key(c.record.remote.address),
+            c.record.remote.port,
+            tie(c),
+        ),
+        Column.RECV_Q: lambda c, _: (c.record.recv_q, tie(c)),
+        Column.SEND_Q: lambda c, _: (c.record.send_q, tie(c)),
+        Column.TIMER: lambda c, seen: (
+            c.record.timer is None,
+            0.0 if c.record.timer is None else seen + c.record.timer.expires_ms / 1000,
+            tie(c),
+        ),
+        Column.AGE: lambda c, _: (-_since(c), tie(c)),
+        Column.PROCESS: lambda c, _: (
+            c.process is None,
+            "" if c.process is None else c.process.name.lower(),
+            0 if c.process is None else c.process.pid,
+            tie(c),
+        ),
+        Column.TAGS: lambda c, _: (-len(c.tags), sorted(t.value for t in c.tags), tie(c)),
+    }
+    return keys[column]
+
+
+def _as_alive(conn: Connection) -> Connection:
+    """A gone connection as last seen, so that a filter on its old state still shows it."""
+    return conn if conn.gone_at is None else replace(conn, gone_at=None)
+
+
+def _wildcard(address: str) -> bool:
+    return address in ("0.0.0.0", "::")
+
+
+class ViewModel:
+    """Turns deltas and settings into `TableView`s. Thread-safe; call from worker threads."""
+
+    def __init__(self, settings: ViewSettings | None = None) -> None:
+        self._lock = threading.Lock()
+        self._settings = settings or ViewSettings()
+        self._key = sort_key(self._settings.sort)
+        self._snapshot: Snapshot | None = None
+        self._conns: Mapping[str, Connection] = {}
+        self._keys: dict[str, Any] = {}  # id -> sort key, for shown connections
+        self._order: list[str] = []  # shown connection ids, sorted
+        self._flash: dict[str, tuple[Flash, float]] = {}
+        self._gone: dict[str, float] = {}  # shown gone ids -> when they leave the screen
+        self._seen: dict[str, float] = {}
+        self._states: Counter[str] = Counter()
+        self._tags: Counter[str] = Counter()
+        self._history: deque[Mapping[str, int]] = deque(maxlen=HISTORY_SAMPLES)
+        self._seq = 0
+        self._view = EMPTY_VIEW
+
+    @property
+    def settings(self) -> ViewSettings:
+        return self._settings
+
+    def apply(self, delta: Delta) -> TableView:
+        """Fold one poll's delta in; only changed connections are looked at individually."""
+        with self._lock:
+            now = delta.snapshot.taken_at
+            conns = delta.connections
+            prev = self._conns
+            touched = [cid for cid, conn in conns.items() if prev.get(cid) is not conn]
+            removed = prev.keys() - conns.keys()
+            for cid in removed:
+                self._count(prev[cid], -1)
+                self._keys.pop(cid, None)
+                self._flash.pop(cid, None)
+                self._gone.pop(cid, None)
+                self._seen.pop(cid, None)
+            for cid in touched:
+                self._seen[cid] = now
+                old = prev.get(cid)
+                if old is not None:
+                    self._count(old, -1)
+                self._count(conns[cid], +1)
+            until = now + FLASH_SECONDS
+            for cid in delta.new:
+                self._flash[cid] = (Flash.NEW, until)
+            for cid in delta.changed:
+                self._flash[cid] = (Flash.CHANGED, until)
+            for cid in delta.gone:
+                self._flash[cid] = (Flash.GONE, now + GONE_SECONDS)
+            self._flash = {k: v for k, v in self._flash.items() if v[1] >= now}
+            self._snapshot = delta.snapshot
+            self._conns = conns
+            expired = [cid for cid, leave in self._gone.items() if leave < now]
+            for cid in expired:
+                del self._gone[cid]
+                self._keys.pop(cid, None)
+            membership_changed = bool(removed or expired)
+            for cid in touched:
+                if self._update_one(cid, conns[cid], now):
+                    membership_changed = True
+            if membership_changed:
+                self._order = [cid for cid in self._order if cid in self._keys]
+            known = set(self._order) if len(self._order) != len(self._keys) else None
+            if known is not None:
+                self._order.extend(cid for cid in self._keys if cid not in known)
+            if touched or membership_changed:
+                self._order.sort(key=self._keys.__getitem__, reverse=self._settings.descending)
+            self._history.append({**self._states, **self._tags})
+            return self._publish()
+
+    def configure(self, settings: ViewSettings) -> TableView:
+        """Apply new settings: every connection is filtered and keyed again."""
+        with self._lock:
+            self._settings = settings
+            self._key = sort_key(settings.sort)
+            self._keys.clear()
+            self._gone.clear()
+            now = self._snapshot.taken_at if self._snapshot is not None else 0.0
+            for cid, conn in self._conns.items():
+                self._update_one(cid, conn, now)
+            self._order = sorted(
+                self._keys, key=self._keys.__getitem__, reverse=settings.descending
+            )
+            return self._publish()
+
+    @property
+    def view(self) -> TableView:
+        return self._view
+
+    # -- internals (called with the lock held) ----------------------------------------
+
+    def _count(self, conn: Connection, sign: int) -> None:
+        if conn.gone_at is not None:
+            return
+        self._states[conn.record.state.value] += sign
+        for tag in conn.tags:
+            self._tags[tag.value] += sign
+
+    def _update_one(self, cid: str, conn: Connection, now: float) -> bool:
+        """Refresh one connection's membership and key; True when membership changed."""
+        settings = self._settings
+        shown = settings.filter.matches(_as_alive(conn)) and (
+            not settings.only or not settings.only.isdisjoint(conn.tags)
+        )
+        if shown and conn.gone_at is not None:
+            leave = conn.gone_at + GONE_SECONDS
+            if leave < now:
+                shown = False
+            else:
+                self._gone[cid] = leave
+        was_shown = cid in self._keys
+        if shown:
+            self._keys[cid] = self._key(conn, self._seen.get(cid, now))
+        elif was_shown:
+            del self._keys[cid]
+            self._gone.pop(cid, None)
+        return shown != was_shown
+
+    def _publish(self) -> TableView:
+        self._seq += 1
+        settings = self._settings
+        groups: dict[str, str] = {}
+        depth: dict[str, int] = {}
+        if settings.mode is ViewMode.ALL:
+            rows = tuple(self._order)
+        elif settings.mode is ViewMode.LISTENER:
+            rows = self._by_listener(groups, depth)
+        else:
+            rows = self._by_process(groups, depth)
+        live = sum(self._states.values())
+        self._view = TableView(
+            seq=self._seq,
+            snapshot=self._snapshot,
+            settings=settings,
+            rows=rows,
+            connections=self._conns,
+            groups=MappingProxyType(groups),
+            depth=MappingProxyType(depth),
+            seen=MappingProxyType(self._seen),
+            flash=MappingProxyType(dict(self._flash)),
+            live=live,
+            state_counts=MappingProxyType({k: v for k, v in self._states.items() if v}),
+            tag_counts=MappingProxyType({k: v for k, v in self._tags.items() if v}),
+            history=tuple(self._history),
+        )
+        return self._view
+
+    def _by_listener(self, groups: dict[str, str], depth: dict[str, int]) -> tuple[str, ...]:
+        """Each listener followed by the connections accepted on its address and port."""
+        conns = self._conns
+        listeners: dict[tuple[str, int], str] = {}
+        for cid, conn in conns.items():
+            if conn.record.state is TcpState.LISTEN and conn.gone_at is None:
+                listeners[(conn.record.local.address, conn.record.local.port)] = cid
+        members: dict[str, list[str]] = {cid: [] for cid in listeners.values()}
+        other: list[str] = []
+        for cid in self._order:
+            conn = conns[cid]
+            if cid in members:
+                continue
+            local = conn.record.local
+            owner = listeners.get((local.address, local.port))
+            if owner is None:
+                wildcard = "::" if ":" in local.address else "0.0.0.0"
+                owner = listeners.get((wildcard, local.port)) or listeners.get(("::", local.port))
+            if owner is None:
+                other.append(cid)
+            else:
+                members[owner].append(cid)
+        local = sort_key(Column.LOCAL)
+        ordered = sorted(members, key=lambda cid: local(conns[cid], 0.0))
+        rows: list[str] = []
+        for lid in ordered:
+            if not members[lid] and lid not in self._keys:
+                continue
+            rows.append(lid)
+            for cid in members[lid]:
+                depth[cid] = 1
+            rows.extend(members[lid])
+        if other:
+            heading = f"{GROUP_PREFIX}other"
+            groups[heading] = f"not accepted by a listener here: {len(other)} (outgoing and other)"
+            rows.append(heading)
+            for cid in other:
+                depth[cid] = 1
+            rows.extend(other)
+        return tuple(rows)
+
+    def _by_process(self, groups: dict[str, str], depth: dict[str, int]) -> tuple[str, ...]:
+        """A heading per owning process (with its counts per state), then its connections."""
+        conns = self._conns
+        members: dict[tuple[Any, ...], list[str]] = {}
+        for cid in self._order:
+            process = conns[cid].process
+            key = (1, "", 0) if process is None else (0, process.name.lower(), process.pid)
+            members.setdefault(key, []).append(cid)
+        rows: list[str] = []
+        for key in sorted(members):
+            ids = members[key]
+            first = conns[ids[0]].process
+            states = Counter(conns[cid].state.value for cid in ids)
+            summary = ", ".join(f"{n} {s}" for s, n in states.most_common())
+            heading = f"{GROUP_PREFIX}pid:{key[2]}:{key[1]}"
+            if first is None:
+                groups[heading] = f"no owner (TIME_WAIT, orphans, other users): {summary}"
+            else:
+                user = f", user {first.user}" if first.user else ""
+                groups[heading] = f"{first.name} (pid {first.pid}{user}): {summary}"
+            rows.append(heading)
+            for cid in ids:
+                depth[cid] = 1
+            rows.extend(ids)
+        return tuple(rows)
+
+
+def listener_members(
+    listener: Connection, connections: Iterable[Connection]
+) -> tuple[list[Connection], int]:
+    """The connections accepted on a listener's address and port, and how many are SYN_RECV."""
+    local = listener.record.local
+    accepted: list[Connection] = []
+    syn_recv = 0
+    for conn in connections:
+        if conn is listener or conn.record.state is TcpState.LISTEN or conn.gone_at is not None:
+            continue
+        mine = conn.record.local
+        if mine.port != local.port:
+            continue
+        if not _wildcard(local.address) and mine.address != local.address:
+            continue
+        if conn.record.state is TcpState.SYN_RECV:
+            syn_recv += 1
+        accepted.append(conn)
+    return accepted, syn_recv
+
+
+def find_peer(conn: Connection, connections: Iterable[Connection]) -> Connection | None:
+    """The other end of `conn` when it is also on this host (loopback, containers)."""
+    record = conn.record
+    if record.state is TcpState.LISTEN:
+        return None
+    for other in connections:
+        r = other.record
+        if (
+            other is not conn
+            and r.local == record.remote
+            and r.remote == record.local
+            and other.gone_at is None
+        ):
+            return other
+    return None

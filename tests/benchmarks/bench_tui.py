@@ -1,0 +1,313 @@
+"""The interactive monitor at 50k connections: CPU, memory and key response time.
+
+Run as root from the repository (not collected by pytest):
+
+    python tests/benchmarks/bench_tui.py --sockets 50000 --seconds 60
+
+It fills a private network namespace with N sockets (farm.py), starts `tcpwatch --netns
+NS` in a pseudo-terminal (200×50) at the default 1 s interval, and keeps the sockets
+churning (--churn pairs closed and reconnected per second, so connections are born,
+change state, linger in TIME_WAIT and go). Then:
+
+- CPU: the process's user + system time over --seconds, as % of one core (target ≤ 30 %),
+  with no keys pressed; memory (RSS) sampled every few seconds (start, end, peak).
+- Keys: each test presses a key at a random moment relative to the polls and times how
+  long until the expected text appears on the terminal (target: every key ≤ 100 ms).
+
+The screen is read from the terminal's output with escape sequences removed, so the test
+only assumes visible texts (the PAUSED flag, the help screen's section titles, the
+explanation screen's "in this state").
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import random
+import re
+import statistics
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import farm
+
+REPO = Path(__file__).resolve().parents[2]
+COLUMNS, ROWS = 200, 50
+# Control sequences: CSI, OSC, DCS/PM/APC strings, and two-byte escapes.
+_ESCAPES = re.compile(
+    rb"\x1b\[[0-?]*[ -/]*[@-~]"
+    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
+    rb"|\x1b[P^_][^\x1b]*\x1b\\"
+    rb"|\x1b[@-Z\\-_]"
+)
+
+
+class Screen:
+    """Collects the terminal's output with arrival times, from a reader thread."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.chunks: list[tuple[float, bytes]] = []
+        self.total = 0
+        self.changed = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 1 << 16)
+            except OSError:
+                data = b""
+            with self.changed:
+                if not data:
+                    self.closed = True
+                    self.changed.notify_all()
+                    return
+                self.chunks.append((time.perf_counter(), data))
+                self.total += len(data)
+                self.changed.notify_all()
+
+    def mark(self) -> int:
+        with self.changed:
+            return len(self.chunks)
+
+    def wait_for(self, pattern: re.Pattern[str], since: int, timeout: float) -> float | None:
+        """Arrival time of the chunk that completes `pattern` in the text after `since`."""
+        deadline = time.perf_counter() + timeout
+        raw = b""
+        index = since
+        while True:
+            with self.changed:
+                while index >= len(self.chunks) and not self.closed:
+                    left = deadline - time.perf_counter()
+                    if left <= 0:
+                        return None
+                    self.changed.wait(left)
+                if index >= len(self.chunks):
+                    return None
+                arrived, data = self.chunks[index]
+            index += 1
+            raw += data
+            text = _ESCAPES.sub(b"", raw).decode("utf-8", "replace")
+            if pattern.search(text):
+                return arrived
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class KeyTest:
+    label: str
+    key: bytes
+    expect: str  # regex over the visible text that follows the key
+    then: bytes = b""  # a key that returns to the main screen (not timed)
+    then_expect: str = ""
+    before: bytes = b""  # an untimed key that sets the test up
+    before_expect: str = ""
+    latencies: list[float] = field(default_factory=list)
+    misses: int = 0
+
+
+KEY_TESTS = [
+    KeyTest("p (pause flag in the header)", b"p", r"PAUSED", b"p", r"resumed"),
+    KeyTest("+ (interval, status line)", b"+", r"polling every 2s", b"-", r"polling every 1s"),
+    KeyTest("? (help screen)", b"?", r"Main screen", b"q", r"live"),
+    KeyTest("enter (explanation screen)", b"\r", r"in this state", b"q", r"live"),
+    KeyTest("S (reverse sort, table header)", b"S", r"State ▼", b"S", r"State ▲"),
+    KeyTest("/ (filter bar opens)", b"/", r"filter, e\.g\.", b"\x1b", r"live"),
+    KeyTest(
+        "typing in the filter bar (echo)",
+        b"port:2",
+        r"port:2",
+        b"\x15\r",
+        r"filter \(none\)",
+        before=b"/",
+        before_expect=r"filter, e\.g\.",
+    ),
+]
+
+
+def start_tui(ns: farm.Namespace, interval: float) -> tuple[subprocess.Popen[bytes], int]:
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    env.pop("TEXTUAL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tcpwatch", "--netns", ns.name, "--interval", str(interval)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        preexec_fn=farm.die_with_parent,
+    )
+    os.close(slave)
+    return proc, master
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sockets", type=int, default=50000)
+    parser.add_argument("--seconds", type=float, default=60.0, help="CPU measurement period")
+    parser.add_argument("--churn", type=int, default=100, help="pairs replaced per second")
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--keys", type=int, default=5, help="presses per key test")
+    parser.add_argument("--holders", type=int, default=6)
+    parser.add_argument("--background", type=int, default=300)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_tui: needs root (network namespaces)")
+        return 2
+    farm.raise_signals_as_exit()
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; namespace and processes cleaned up", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    print(f"# tcpwatch TUI benchmark ({time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
+    with (
+        farm.Namespace() as ns,
+        farm.SocketFarm(
+            ns, holders=args.holders, background=args.background, time_wait_share=0.0
+        ) as sock_farm,
+    ):
+        sock_farm.grow_to(args.sockets)
+        counts = sock_farm.count()
+        print(f"namespace {ns.name}: {sum(counts.values())} sockets {dict(sorted(counts.items()))}")
+        proc, master = start_tui(ns, args.interval)
+        screen = Screen(master)
+        try:
+            started = time.perf_counter()
+            first = screen.wait_for(re.compile(r"ESTABLISHED"), 0, 120)
+            if first is None:
+                tail = _ESCAPES.sub(b"", b"".join(d for _, d in screen.chunks[-20:]))
+                print(f"the TUI showed no connections within 120 s; last output: {tail[-500:]!r}")
+                return 1
+            print(f"first screen with connections after {first - started:.2f} s")
+            measure_cpu(proc.pid, screen, sock_farm, args)
+            measure_keys(screen, master, sock_farm, args)
+            counts = sock_farm.count()
+            print(f"sockets at the end: {sum(counts.values())} {dict(sorted(counts.items()))}")
+        finally:
+            with_deadline_quit(proc, master)
+            os.close(master)
+    return 0
+
+
+def measure_cpu(
+    pid: int, screen: Screen, sock_farm: farm.SocketFarm, args: argparse.Namespace
+) -> None:
+    warm_until = time.monotonic() + 5
+    while time.monotonic() < warm_until:  # a few polls to settle caches; churn meanwhile
+        sock_farm.churn(args.churn)
+        time.sleep(1)
+    cpu0, wall0, bytes0 = cpu_seconds(pid), time.monotonic(), screen.total
+    rss = [rss_mib(pid)]
+    per_second: list[float] = []
+    last_cpu, last_wall = cpu0, wall0
+    while time.monotonic() - wall0 < args.seconds:
+        sock_farm.churn(args.churn)
+        time.sleep(1)
+        now_cpu, now_wall = cpu_seconds(pid), time.monotonic()
+        per_second.append((now_cpu - last_cpu) / (now_wall - last_wall))
+        last_cpu, last_wall = now_cpu, now_wall
+        if len(per_second) % 5 == 0:
+            rss.append(rss_mib(pid))
+    cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+    rss.append(rss_mib(pid))
+    average = (cpu1 - cpu0) / (wall1 - wall0)
+    verdict = "MET" if average <= 0.30 else "NOT MET"
+    print(f"\nCPU over {wall1 - wall0:.0f} s with {args.churn} pairs/s churn, no keys:")
+    print(f"- average {average * 100:.1f} % of one core (target ≤ 30 %: {verdict})")
+    print(
+        f"- per second: median {statistics.median(per_second) * 100:.0f} %, "
+        f"max {max(per_second) * 100:.0f} %"
+    )
+    print(
+        f"- RSS: start {rss[0]:.0f} MiB, end {rss[-1]:.0f} MiB, peak {max(rss):.0f} MiB "
+        f"(samples: {', '.join(f'{r:.0f}' for r in rss)})"
+    )
+    print(f"- terminal output: {(screen.total - bytes0) / (wall1 - wall0) / 1024:.0f} KiB/s")
+
+
+def measure_keys(
+    screen: Screen, master: int, sock_farm: farm.SocketFarm, args: argparse.Namespace
+) -> None:
+    rng = random.Random(1)
+    for test in KEY_TESTS:
+        for _ in range(args.keys):
+            # A random moment relative to the 1 s polls, with churn still going.
+            sock_farm.churn(args.churn // 2)
+            if test.before:
+                since = screen.mark()
+                os.write(master, test.before)
+                screen.wait_for(re.compile(test.before_expect), since, 5.0)
+            time.sleep(rng.uniform(0.2, 1.2))
+            since = screen.mark()
+            sent = time.perf_counter()
+            os.write(master, test.key)
+            arrived = screen.wait_for(re.compile(test.expect), since, 5.0)
+            if arrived is None:
+                test.misses += 1
+            else:
+                test.latencies.append(arrived - sent)
+            if test.then:
+                since = screen.mark()
+                os.write(master, test.then)
+                screen.wait_for(re.compile(test.then_expect), since, 5.0)
+    print(f"\nKey response (time until the expected text is on the terminal; {args.keys} each):")
+    worst = 0.0
+    for test in KEY_TESTS:
+        if test.latencies:
+            med, top = statistics.median(test.latencies), max(test.latencies)
+            worst = max(worst, top)
+            miss = f", {test.misses} not seen within 5 s" if test.misses else ""
+            print(f"- {test.label}: median {med * 1000:.0f} ms, max {top * 1000:.0f} ms{miss}")
+        else:
+            print(f"- {test.label}: never seen ({test.expect!r}); the screen may have changed")
+    verdict = "MET" if worst <= 0.100 else "NOT MET"
+    print(f"- worst {worst * 1000:.0f} ms (target ≤ 100 ms: {verdict})")
+
+
+def with_deadline_quit(proc: subprocess.Popen[bytes], master: int) -> None:
+    """q until it exits (a second screen may be open); kill it if it does not."""
+    for _ in range(3):
+        try:
+            os.write(master, b"q")
+            proc.wait(timeout=3)
+            return
+        except OSError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

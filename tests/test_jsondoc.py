@@ -1,0 +1,249 @@
+"""The snapshot document's shape (DESIGN.md's JSON contract) and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tcpwatch.errors import TcpwatchError
+from tcpwatch.model import (
+    Connection,
+    Endpoint,
+    Family,
+    ProcessInfo,
+    Snapshot,
+    SocketRecord,
+    SourceKind,
+    Timer,
+    TimerName,
+    Transition,
+)
+from tcpwatch.outputs.jsondoc import (
+    connection_json,
+    iso,
+    snapshot_document,
+    write_json_atomic,
+)
+from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.tags import Tag
+
+DOCUMENT_KEYS = {
+    "schema",
+    "taken_at",
+    "host",
+    "netns",
+    "source",
+    "filter",
+    "summary",
+    "connections",
+}
+CONNECTION_KEYS = {
+    "id",
+    "family",
+    "state",
+    "local",
+    "remote",
+    "recv_q",
+    "send_q",
+    "timer",
+    "uid",
+    "inode",
+    "process",
+    "tags",
+    "state_since",
+    "history",
+    "tcp_info",
+}
+TCP_INFO_KEYS = {
+    "rtt_us",
+    "retransmits",
+    "backoff",
+    "probes",
+    "unacked",
+    "bytes_acked",
+    "bytes_received",
+    "last_data_recv_ms",
+}
+
+
+def _record(state: TcpState, inode: int, timer: Timer | None = None) -> SocketRecord:
+    return SocketRecord(
+        cookie=0x1A2B,
+        family=Family.IPV4,
+        state=state,
+        local=Endpoint("127.0.0.1", 8080),
+        remote=Endpoint("127.0.0.1", 51234 if state is not TcpState.LISTEN else 0),
+        recv_q=1,
+        send_q=0,
+        timer=timer,
+        uid=1000,
+        inode=inode,
+    )
+
+
+JAVA = ProcessInfo(pid=4242, name="java", cmdline=("java", "-jar", "app.jar"), user="app", uid=1000)
+T0 = 1_795_341_600.0  # 2026-11-22T10:00:00Z
+
+
+def _connections() -> list[Connection]:
+    closing = Connection(
+        id="0x1a2b",
+        record=_record(TcpState.CLOSE_WAIT, 123456, Timer(TimerName.KEEPALIVE, 7199000, 0)),
+        process=JAVA,
+        first_seen=T0 - 30,
+        state_since=T0 - 20,
+        history=(Transition(T0 - 20, TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, False),),
+        tags=frozenset({Tag.HALF_CLOSED}),
+    )
+    listening = Connection(
+        id="0x1a2c",
+        record=_record(TcpState.LISTEN, 123455),
+        process=None,
+        first_seen=T0,
+        state_since=None,
+        history=(),
+        tags=frozenset({Tag.LISTENER}),
+    )
+    return [listening, closing]
+
+
+def _snapshot() -> Snapshot:
+    return Snapshot(
+        taken_at=T0 + 0.123456,
+        monotonic=1.0,
+        host="web-1",
+        netns=None,
+        source=SourceKind.NETLINK,
+        sockets=(),
+        owners={},
+    )
+
+
+def test_iso() -> None:
+    assert iso(T0 + 0.123456) == "2026-11-22T10:00:00.123456Z"
+    assert iso(0) == "1970-01-01T00:00:00.000000Z"
+
+
+def test_snapshot_document_fields_exactly() -> None:
+    document = snapshot_document(_snapshot(), _connections(), "port:8080", with_history=True)
+    assert set(document) == DOCUMENT_KEYS
+    assert document["schema"] == "tcpwatch.snapshot/1"
+    assert document["taken_at"] == "2026-11-22T10:00:00.123456Z"
+    assert document["host"] == "web-1"
+    assert document["netns"] is None
+    assert document["source"] == "netlink"
+    assert document["filter"] == "port:8080"
+    assert document["summary"] == {
+        "total": 2,
+        "states": {"LISTEN": 1, "CLOSE_WAIT": 1},
+        "tags": {"listener": 1, "half_closed": 1},
+    }
+    listening, closing = document["connections"]
+    for item in (listening, closing):
+        assert set(item) == CONNECTION_KEYS
+    assert closing == {
+        "id": "0x1a2b",
+        "family": "ipv4",
+        "state": "CLOSE_WAIT",
+        "local": {"address": "127.0.0.1", "port": 8080},
+        "remote": {"address": "127.0.0.1", "port": 51234},
+        "recv_q": 1,
+        "send_q": 0,
+        "timer": {"name": "keepalive", "expires_ms": 7199000, "retrans": 0},
+        "uid": 1000,
+        "inode": 123456,
+        "process": {
+            "pid": 4242,
+            "name": "java",
+            "cmdline": ["java", "-jar", "app.jar"],
+            "user": "app",
+        },
+        "tags": ["half_closed"],
+        "state_since": "2026-11-22T09:59:40.000000Z",
+        "history": [
+            {
+                "at": "2026-11-22T09:59:40.000000Z",
+                "from": "ESTABLISHED",
+                "to": "CLOSE_WAIT",
+                "inferred": False,
+            }
+        ],
+        "tcp_info": None,
+    }
+    assert listening["timer"] is None
+    assert listening["process"] is None
+    assert listening["state_since"] is None
+    assert listening["remote"] == {"address": "127.0.0.1", "port": 0}
+    json.dumps(document)  # serialisable as is
+
+
+def test_history_only_when_asked() -> None:
+    closing = _connections()[1]
+    assert connection_json(closing, with_history=False)["history"] == []
+    document = snapshot_document(_snapshot(), [closing], "", with_history=False)
+    assert document["connections"][0]["history"] == []
+
+
+def test_gone_connection_is_closed() -> None:
+    closing = _connections()[1]
+    gone = Connection(
+        id=closing.id,
+        record=closing.record,
+        process=closing.process,
+        first_seen=closing.first_seen,
+        state_since=T0,
+        history=(),
+        tags=frozenset(),
+        gone_at=T0,
+    )
+    assert connection_json(gone, with_history=False)["state"] == "CLOSED"
+
+
+def test_tcp_info_fields(tmp_path: Path) -> None:
+    """tcp_info from a real socket carries the contract's fields."""
+    import socket
+
+    from tcpwatch.model import TcpInfo
+    from tcpwatch.outputs.jsondoc import tcp_info_json
+    from tcpwatch.tcpinfo import parse_tcp_info
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname()) as client:
+            raw = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
+    info = parse_tcp_info(raw)
+    assert isinstance(info, TcpInfo)
+    document = tcp_info_json(info)
+    assert document is not None
+    assert set(document) >= TCP_INFO_KEYS
+    assert all(isinstance(document[key], int) for key in TCP_INFO_KEYS)
+    assert tcp_info_json(None) is None
+
+
+def test_write_json_atomic(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    write_json_atomic(target, {"a": "进程\udcff"})
+    assert json.loads(target.read_text()) == {"a": "进程\udcff"}
+    assert os.listdir(tmp_path) == ["out.json"]  # no temp file left behind
+
+
+def test_write_json_atomic_failure_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(TcpwatchError) as caught:
+        write_json_atomic(tmp_path / "missing" / "out.json", {})
+    assert "missing/out.json" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_write_json_atomic_never_leaves_half_a_file(tmp_path: Path) -> None:
+    """An unserialisable document fails before the target is touched."""
+    target = tmp_path / "out.json"
+    target.write_text('{"complete": true}')
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"bad": object()})
+    assert json.loads(target.read_text()) == {"complete": True}
+    assert os.listdir(tmp_path) == ["out.json"]

@@ -1,0 +1,399 @@
+"""Pilot tests of the interactive monitor over the fake busy host and a real Tracker."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tcpwatch.model import Connection, Snapshot
+from tcpwatch.recording import RecordingWriter, ReplaySource
+from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.tags import Tag
+from tcpwatch.tui.app import TcpwatchApp
+from tcpwatch.tui.demo import HOSTILE_NAME, BusyHost
+from tcpwatch.tui.drill import DrillScreen
+from tcpwatch.tui.header import HeaderPanel
+from tcpwatch.tui.help import HelpScreen
+from tcpwatch.tui.table import ConnectionTable, layout, row_text
+from tcpwatch.tui.view import GROUP_PREFIX, Column, ViewMode
+
+from .helpers import busy_app, find, plain, settle, step, until
+
+
+def _status(app: TcpwatchApp) -> str:
+    return plain(app.query_one("#status").content)
+
+
+def _rows(app: TcpwatchApp) -> list[Connection]:
+    return [app.view.connections[r] for r in app.view.rows if not r.startswith(GROUP_PREFIX)]
+
+
+async def _drill(pilot, app: TcpwatchApp, conn: Connection) -> str:
+    assert app.table.select(conn.id)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, DrillScreen), "the drill-down")
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, DrillScreen)
+    return plain(screen.query_one("#drill-body").content)
+
+
+async def test_main_screen_shows_the_busy_host() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 3)
+        view = app.view
+        assert view.state_counts["LISTEN"] == 7
+        assert view.state_counts["CLOSE_WAIT"] >= 3
+        assert view.tag_counts["half_closed"] >= 3
+        header = plain(app.query_one(HeaderPanel).render())
+        assert "host web-1" in header and "source netlink" in header and "PAUSED" in header
+        assert "CLOSE_WAIT" in header and "half_open" in header
+        assert sum(1 for r in view.rows if view.connections[r].gone_at is None) == view.live
+        assert app.table.selected is not None
+
+
+async def test_hostile_process_names_are_shown_literally() -> None:
+    app = busy_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await step(pilot)
+        hostile = find(app, lambda c: c.process is not None and c.process.name == HOSTILE_NAME)
+        columns = layout(160, ViewMode.ALL)
+        line = row_text(app.view, hostile.id, columns, 160)
+        assert "[bold]x\\x1b[2J" in line.plain
+        assert "\x1b" not in line.plain
+        text = await _drill(pilot, app, hostile)
+        assert "[bold]x\\x1b[2J" in text
+        assert "[red]evil \\x1b]0;pwned\\x07" in text
+        assert "\x1b" not in text and "\x07" not in text
+
+
+async def test_filter_bar_valid_then_invalid_keeps_the_previous_filter() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        await pilot.press("slash", *"state:close-wait", "enter")
+        await settle(
+            pilot, app, lambda: app.view.settings.filter.text == "state:close-wait", "filter"
+        )
+        assert _rows(app) and all(c.record.state is TcpState.CLOSE_WAIT for c in _rows(app))
+        assert "state:close-wait" in _status(app)
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"bogus:1", "enter")
+        await pilot.pause()
+        error = plain(app.query_one("#filter-error").content)
+        assert "bogus" in error and "previous filter stays" in error
+        assert app.view.settings.filter.text == "state:close-wait"
+        assert app.query_one("#filter-input").has_class("editing")
+        await pilot.press("escape")
+        assert not app.query_one("#filter-input").has_class("editing")
+        await pilot.press("escape")  # clears the filter
+        await settle(pilot, app, lambda: app.view.settings.filter.text == "", "cleared filter")
+        assert len(_rows(app)) > 20
+
+
+async def test_command_line_filter_is_applied_and_shown() -> None:
+    app = busy_app(filter_text="port:8080")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        assert "port:8080" in _status(app)
+        rows = _rows(app)
+        assert rows
+        assert all(8080 in (c.record.local.port, c.record.remote.port) for c in rows)
+
+
+async def test_quick_toggles() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        await pilot.press("l")
+        await settle(pilot, app, lambda: app.view.settings.only == {Tag.LISTENER}, "toggle")
+        assert {c.record.state for c in _rows(app)} == {TcpState.LISTEN}
+        await pilot.press("h")
+        await settle(pilot, app, lambda: len(app.view.settings.only) == 2, "second toggle")
+        states = {c.record.state for c in _rows(app)}
+        assert TcpState.SYN_SENT in states and TcpState.LISTEN in states
+        await pilot.press("l", "h")
+        await settle(pilot, app, lambda: not app.view.settings.only, "toggles off")
+        assert TcpState.ESTABLISHED in {c.record.state for c in _rows(app)}
+
+
+async def test_sort_keeps_the_selected_connection() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        await pilot.press("down", "down", "down", "down", "down")
+        chosen = app.table.selected
+        assert chosen is not None
+        await pilot.press("s")
+        await settle(pilot, app, lambda: app.view.settings.sort is Column.LOCAL, "sort")
+        assert app.table.selected is not None and app.table.selected.id == chosen.id
+        locals_ = [(c.record.local.address, c.record.local.port) for c in _rows(app)]
+        assert locals_ != sorted(locals_, key=lambda a: a[1]) or len(set(locals_)) < 3
+        await step(pilot, 2)
+        assert app.table.selected is not None and app.table.selected.id == chosen.id
+        await pilot.press("S")
+        await settle(pilot, app, lambda: app.view.settings.descending, "reverse")
+        assert app.table.selected.id == chosen.id
+        # a click on the Recv-Q title sorts by it
+        table = app.query_one(ConnectionTable)
+        x = sum(width + 1 for _spec, width in table._columns[:3]) + 1
+        await pilot.click(ConnectionTable, offset=(x, 0))
+        await settle(pilot, app, lambda: app.view.settings.sort is Column.RECV_Q, "click sort")
+        queues = [c.record.recv_q for c in _rows(app)]
+        assert queues == sorted(queues)
+
+
+async def test_views_by_listener_and_by_process() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 4)
+        await pilot.press("v")
+        await settle(pilot, app, lambda: app.view.settings.mode is ViewMode.LISTENER, "view")
+        view = app.view
+        java = find(
+            app, lambda c: c.record.state is TcpState.LISTEN and c.record.local.port == 8080
+        )
+        start = view.rows.index(java.id)
+        members = []
+        for row in view.rows[start + 1 :]:
+            if view.depth.get(row, 0) == 0:
+                break
+            members.append(view.connections[row])
+        assert any(m.record.state is TcpState.CLOSE_WAIT for m in members)
+        assert all(m.record.local.port == 8080 for m in members)
+        await pilot.press("v")
+        await settle(pilot, app, lambda: app.view.settings.mode is ViewMode.PROCESS, "by process")
+        headings = [app.view.groups[r] for r in app.view.rows if r.startswith(GROUP_PREFIX)]
+        assert any(
+            h.startswith("java (pid 4242, user app)") and "CLOSE_WAIT" in h for h in headings
+        )
+        assert any(h.startswith("no owner") for h in headings)
+
+
+async def test_drill_down_listener() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 2)
+        listener = find(
+            app, lambda c: c.record.state is TcpState.LISTEN and c.record.local.port == 5432
+        )
+        text = await _drill(pilot, app, listener)
+        assert "127.0.0.1" in text and "Accepted connections (6)" in text
+        assert "0 of backlog 244" in text
+        assert "handshakes in progress" in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back to the table")
+
+
+async def test_drill_down_close_wait_leak() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 3)
+        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT and c.process is not None)
+        text = await _drill(pilot, app, leak)
+        assert "CLOSE_WAIT leak in" in text and "java" in text
+        assert "[F.]" in text and "Ladder" in text
+        assert "Both ends are on this host" in text and "FIN_WAIT2" in text
+        assert "pid" in text and "-jar /srv/app/shop.jar" in text
+
+
+async def test_drill_down_time_wait_counts_down() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 2)
+        tw = find(app, lambda c: c.record.state is TcpState.TIME_WAIT)
+        text = await _drill(pilot, app, tw)
+        assert "TIME_WAIT" in text and "2MSL" in text
+        first = [line for line in text.splitlines() if "2MSL:" in line]
+        assert first
+        await step(pilot)
+        screen = app.screen
+        assert isinstance(screen, DrillScreen)
+        second = [
+            line
+            for line in plain(screen.query_one("#drill-body").content).splitlines()
+            if "2MSL:" in line
+        ]
+        assert second and second != first
+
+
+async def test_drill_down_syn_sent_and_dead_peer() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 4)
+        syn_sent = find(app, lambda c: c.record.state is TcpState.SYN_SENT)
+        text = await _drill(pilot, app, syn_sent)
+        assert "[S]" in text and "192.0.2.10" in text and "gets no answer" in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back")
+        dead = find(app, lambda c: c.record.remote.address == "203.0.113.99")
+        assert Tag.HALF_OPEN in dead.tags
+        text = await _drill(pilot, app, dead)
+        assert "stopped answering" in text
+        assert "retransmits" in text and "unacked" in text
+
+
+async def test_export_writes_the_filtered_view(tmp_path: Path) -> None:
+    app = busy_app(filter_text="proc:java", export_dir=str(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 3)
+        await pilot.press("c")
+        await settle(pilot, app, lambda: app.view.settings.only == {Tag.HALF_CLOSED}, "toggle")
+        await pilot.press("e")
+        await until(pilot, lambda: "exported" in _status(app), "the export message")
+        files = list(tmp_path.iterdir())
+        assert len(files) == 1
+        assert re.fullmatch(r"tcpwatch-\d{8}-\d{6}\.json", files[0].name)
+        assert str(files[0]) in _status(app)
+        document = json.loads(files[0].read_text())
+        assert document["schema"] == "tcpwatch.snapshot/1"
+        assert document["filter"] == "proc:java tag:half_closed"
+        conns = document["connections"]
+        assert conns and all(c["process"]["name"] == "java" for c in conns)
+        assert all(c["state"] == "CLOSE_WAIT" for c in conns)
+        assert all(c["history"] for c in conns)
+        assert document["summary"]["total"] == len(conns)
+
+
+@pytest.mark.parametrize("where", ["file", "/proc"])
+async def test_export_to_an_unwritable_place_is_a_message(tmp_path: Path, where: str) -> None:
+    target = tmp_path / "not-a-dir"
+    target.write_text("")
+    app = busy_app(export_dir=str(target) if where == "file" else where)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        await pilot.press("e")
+        await until(pilot, lambda: "export failed" in _status(app), "the failure message")
+        assert app.is_running
+
+
+async def test_pause_stops_polling_and_interval_keys() -> None:
+    app = busy_app(interval=0.1, start_paused=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.polls >= 3, "three polls")
+        await pilot.press("p")
+        assert app.paused
+        await pilot.pause(0.3)  # a poll already running may still land
+        frozen = app.polls
+        await pilot.pause(0.5)  # five intervals: none may poll
+        assert app.polls == frozen
+        assert "PAUSED" in plain(app.query_one(HeaderPanel).render())
+        await step(pilot)
+        assert app.polls == frozen + 1
+        await pilot.press("plus")
+        assert app.interval == 0.2
+        await pilot.press("minus", "minus")
+        assert app.interval == 0.1
+        await pilot.press("p")
+        await until(pilot, lambda: app.polls >= frozen + 3, "polling again")
+
+
+async def test_help_lists_every_key_and_palette_offers_every_action() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        text = plain(app.screen.query_one("Static").content)
+        for binding in TcpwatchApp.BINDINGS:
+            assert binding.description in text
+        for key in ("/", "?", "+", "-", "enter", "escape", "pageup"):
+            assert key in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "help closed")
+        titles = " ".join(c.title for c in app.get_system_commands(app.screen))
+        for words in ("Explain", "Filter", "Export", "Pause", "sort", "view", "only orphans"):
+            assert words in titles
+
+
+async def test_small_terminal_shows_table_and_drill_down() -> None:
+    app = busy_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await step(pilot, 3)
+        table = app.query_one(ConnectionTable)
+        assert table.size.height >= 12
+        assert [spec.column for spec, _ in table._columns][:5] == list(Column)[:5]
+        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
+        await _drill(pilot, app, leak)
+        scroll = app.screen.query_one("VerticalScroll")
+        assert scroll.size.height >= 18
+        await pilot.press("pagedown")
+        await until(pilot, lambda: scroll.scroll_y > 0, "scrolling the drill-down")
+
+
+class _SlowSource:
+    """Blocks inside poll() until released: the UI must stay responsive meanwhile."""
+
+    def __init__(self) -> None:
+        self.inner = BusyHost()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def poll(self) -> Snapshot:
+        self.entered.set()
+        self.release.wait(10)
+        return self.inner.poll()
+
+
+async def test_a_slow_poll_never_blocks_keys() -> None:
+    source = _SlowSource()
+    app = TcpwatchApp(
+        lambda: source, interval=1.0, filter_text="", export_dir=".", lang="en", replay=False
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, source.entered.is_set, "the poll to start")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help during a poll")
+        source.release.set()
+        await until(pilot, lambda: app.polls >= 1, "the poll to finish")
+
+
+async def test_replay_runs_to_the_end_with_pause_and_step(tmp_path: Path) -> None:
+    path = tmp_path / "busy.rec"
+    writer = RecordingWriter(path)
+    host = BusyHost()
+    for _ in range(5):
+        writer.write(host.poll())
+    writer.close()
+    source = ReplaySource(path)
+    app = TcpwatchApp(
+        lambda: source,
+        interval=0.1,
+        filter_text="",
+        export_dir=str(tmp_path),
+        lang="en",
+        replay=True,
+        start_paused=True,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 2)
+        assert app.polls == 2 and not app.finished
+        assert "(n: next poll)" in plain(app.query_one(HeaderPanel).render())
+        await pilot.press("p")
+        await until(pilot, lambda: app.finished, "the end of the recording")
+        assert app.polls == 5
+        assert "END OF RECORDING" in plain(app.query_one(HeaderPanel).render())
+        assert app.view.state_counts["CLOSE_WAIT"] >= 3
+
+
+def test_not_a_terminal_is_a_one_line_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tcpwatch"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "snapshot" in lines[0] and "watch" in lines[0]
+    assert result.stdout == ""
