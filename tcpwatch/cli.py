@@ -136,7 +136,7 @@ def filter_text(options: argparse.Namespace) -> str:
 def parse_args(argv: Sequence[str]) -> tuple[str | None, argparse.Namespace]:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     rest = list(argv[1:] if command else argv)
-    options = build_parser(command).parse_args(rest)
+    options = build_parser(command).parse_intermixed_args(rest)
     return command, options
 
 

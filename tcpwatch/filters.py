@@ -65,16 +65,17 @@ def parse_filter(text: str) -> Filter:
 
 
 def _conjunction(predicates: list[Predicate]) -> Predicate:
-    """One predicate for all terms, without a loop for the common short filters."""
+    """One predicate for all terms: nested `and`s, no loop or generator per connection."""
     if not predicates:
         return lambda conn: True
-    if len(predicates) == 1:
-        return predicates[0]
-    if len(predicates) == 2:
-        first, second = predicates
-        return lambda conn: first(conn) and second(conn)
-    terms = tuple(predicates)
-    return lambda conn: all(predicate(conn) for predicate in terms)
+    combined = predicates[-1]
+    for predicate in reversed(predicates[:-1]):
+        combined = _both(predicate, combined)
+    return combined
+
+
+def _both(first: Predicate, second: Predicate) -> Predicate:
+    return lambda conn: first(conn) and second(conn)
 
 
 def _compile_term(term: str) -> Predicate:

@@ -78,19 +78,27 @@ def _open(path: str | os.PathLike[str], mode: str) -> IO[bytes]:
 def _key(record: SocketRecord) -> object:
     if record.cookie is not None:
         return record.cookie
-    return (*record.four_tuple, record.inode if record.state is TcpState.LISTEN else 0)
+    return (*record.four_tuple, 0 if record.remote.port else record.inode)
 
 
-def _signature(record: SocketRecord) -> tuple[object, ...]:
-    timer = record.timer
+def _same(record: SocketRecord, old: SocketRecord, elapsed_ms: float) -> bool:
+    """Nothing a replay would miss changed: same state, queues, owner link, and a timer
+    that only counted down."""
+    if (
+        record.state is not old.state
+        or record.recv_q != old.recv_q
+        or record.send_q != old.send_q
+        or record.inode != old.inode
+        or record.uid != old.uid
+    ):
+        return False
+    timer, old_timer = record.timer, old.timer
+    if timer is None or old_timer is None:
+        return timer is old_timer
     return (
-        record.state,
-        record.recv_q,
-        record.send_q,
-        None if timer is None else timer.name,
-        None if timer is None else timer.retrans,
-        record.uid,
-        record.inode,
+        timer.name is old_timer.name
+        and timer.retrans == old_timer.retrans
+        and abs(timer.expires_ms - old_timer.expires_ms + elapsed_ms) <= _REARM_MS
     )
 
 
@@ -129,8 +137,8 @@ class RecordingWriter:
         except OSError as error:
             raise TcpwatchError(f"cannot write recording {self.path}: {error.strerror}") from None
         self._slots: dict[object, int] = {}
-        # slot -> (signature, timer expiry, monotonic when written)
-        self._written: dict[int, tuple[tuple[object, ...], int | None, float]] = {}
+        # slot -> (the record as last written, monotonic time of that poll)
+        self._written: dict[int, tuple[SocketRecord, float]] = {}
         self._next_slot = 0
         self._owners: dict[int, ProcessInfo] = {}
         self._header_done = False
@@ -177,16 +185,10 @@ class RecordingWriter:
                 slot = slots[key] = self._next_slot
                 self._next_slot += 1
             else:
-                signature, expires, at = written[slot]
-                timer = record.timer
-                if signature == _signature(record) and (
-                    timer is None
-                    or expires is None
-                    or abs(timer.expires_ms - expires + (mono - at) * 1000.0) <= _REARM_MS
-                ):
+                old, at = written[slot]
+                if _same(record, old, (mono - at) * 1000.0):
                     continue
-            timer = record.timer
-            written[slot] = (_signature(record), None if timer is None else timer.expires_ms, mono)
+            written[slot] = (record, mono)
             rows.append(_row(slot, record))
         gone = [key for key in slots.keys() - present]
         deleted = []
@@ -197,7 +199,7 @@ class RecordingWriter:
         owners = {
             str(inode): _process_row(info)
             for inode, info in snapshot.owners.items()
-            if self._owners.get(inode) != info
+            if (known := self._owners.get(inode)) is not info and known != info
         }
         gone_owners = [inode for inode in self._owners if inode not in snapshot.owners]
         self._owners = dict(snapshot.owners)
@@ -265,7 +267,10 @@ class ReplaySource:
     def _next_object(self) -> dict[str, Any] | None:
         try:
             line = self._file.readline()
-        except (OSError, EOFError, gzip.BadGzipFile, ValueError) as error:
+        except EOFError:
+            self._line_no += 1
+            raise self._error("truncated (the compressed recording ends early)") from None
+        except (OSError, gzip.BadGzipFile, ValueError) as error:
             self._line_no += 1
             raise self._error(f"unreadable ({error})") from None
         if not line:

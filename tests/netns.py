@@ -353,10 +353,12 @@ def ss(ns: str, options: str = "-tanHoe") -> list[SsSocket]:
     return parse_ss(netns_exec(ns, "ss", options))
 
 
-# A namespace full of TCP sockets in as many states as can be held still on loopback.
-# Reports "ready" with the ports used. Needs add_silent_route(ns) first (for SYN_SENT).
+# A namespace full of TCP sockets in every state that can be held still on loopback
+# (all but CLOSE and CLOSING), IPv4 and IPv6, on fixed ports 7001-7011 (7011: a listener
+# of uid 65534). Needs add_silent_route(ns) first (for SYN_SENT); reports "ready" (with
+# its pid) once every socket call returned, then waits for a command; wait_for_zoo(ns)
+# then waits until ss shows every state.
 ZOO_SCENARIO = r"""
-import time
 AF4, AF6 = socket.AF_INET, socket.AF_INET6
 l4_any = listener(AF4, "0.0.0.0", 7001)
 l4_lo = listener(AF4, "127.0.0.1", 7002)
@@ -411,6 +413,10 @@ la_a.shutdown(socket.SHUT_WR)
 syn = keep(socket.socket(AF4, socket.SOCK_STREAM))
 syn.setblocking(False)
 syn.connect_ex(("10.77.0.2", 7010))
+# A listener of another user: a socket belongs to the effective uid that created it.
+os.seteuid(65534)
+keep(listener(AF4, "127.0.0.1", 7011))
+os.seteuid(0)
 report("ready", pid=os.getpid())
 command()
 """

@@ -106,3 +106,17 @@ def test_not_root_shows_question_marks_and_the_note() -> None:
     rows = [line.split() for line in done.stdout.splitlines()[1:]]
     assert len(rows) == 3
     assert all(row[6] == "?" for row in rows)
+
+
+def test_unwritable_output_exits_1() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "tcpwatch", "snapshot", "port:1"],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert "No space left on device" in one_line(done.stderr)

@@ -238,21 +238,3 @@ def test_errors_name_the_term(text: str, term: str, fragment: str) -> None:
     assert fragment in message
     assert "\n" not in message
     assert isinstance(caught.value, UsageError)
-
-
-def test_many_connections_quickly() -> None:
-    """A compiled filter over 50k connections stays well under a poll interval."""
-    import time
-
-    flt = parse_filter("!port:22 addr:10.0.0.0/8 state:estab,close-wait proc:ja*")
-    conns = [
-        conn(local=(f"10.0.{i // 250}.{i % 250}", 8080), remote=("10.9.9.9", 40000 + i % 20000))
-        for i in range(50_000)
-    ]
-    for c in conns[:100]:
-        flt.matches(c)
-    started = time.perf_counter()
-    matched = sum(1 for c in conns if flt.matches(c))
-    elapsed = time.perf_counter() - started
-    assert matched == 0  # no process: proc:ja* fails
-    assert elapsed < 0.5, f"{elapsed:.3f}s for 50k connections"

@@ -230,6 +230,12 @@ def test_write_json_atomic(tmp_path: Path) -> None:
     write_json_atomic(target, {"a": "进程\udcff"})
     assert json.loads(target.read_text()) == {"a": "进程\udcff"}
     assert os.listdir(tmp_path) == ["out.json"]  # no temp file left behind
+    umask = os.umask(0o027)
+    try:
+        write_json_atomic(tmp_path / "new.json", {})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o640
 
 
 def test_write_json_atomic_failure_is_one_line(tmp_path: Path) -> None:

@@ -181,6 +181,7 @@ def malformed_cases() -> dict[str, tuple[bytes, str]]:
         "length beyond data": (bytes(too_long), "bad netlink message length"),
         "length below header": (bytes(too_small), "bad netlink message length"),
         "cut in the middle": (WITH_INFO[: length - 7], "bad netlink message length"),
+        "cut between messages": (WITH_INFO[: 2 * length], "ends without NLMSG_DONE"),
         "short socket message": (bytes(short_message), "shorter than inet_diag_msg"),
         "attribute overruns": (bytes(bad_attribute), "truncated attribute"),
         "attribute header cut": (bytes(cut_attribute), "truncated attribute header"),

@@ -175,7 +175,10 @@ def test_incremental_cache_follows_changes(ns: str, holder: Holder) -> None:
     before = holder.ask(op="fds")["fds"]
     swapped = holder.ask(op="swap", name="a")
     assert swapped["fds"] == before
-    owners, _ = resolver.resolve([listener, swapped["client"], swapped["server"]])
+    asked = [listener, swapped["client"], swapped["server"]]
+    owners, _ = resolver.resolve(asked)
+    assert swapped["client"] not in owners  # maybe closed since the dump: wait a poll
+    owners, _ = resolver.resolve(asked)
     assert owners[swapped["client"]].pid == pid
     assert owners[swapped["server"]].pid == pid
 
@@ -257,6 +260,23 @@ def test_search_is_bounded_per_poll_and_gives_up(
     monkeypatch.setattr(resolver, "_scan", lambda pid, entry: scans.append(pid) or frozenset())
     resolver.resolve([4242])
     assert scans == []
+
+
+def test_a_socket_missing_once_is_not_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sockets closed between the dump and the owner scan cost no search."""
+    proc = tmp_path / "proc"
+    fake_process(proc, FAKE_PID, 1, [1000])
+    resolver = OwnerResolver(str(proc))
+    resolver.resolve([1000])
+    scans: list[int] = []
+    scan = resolver._scan
+    monkeypatch.setattr(resolver, "_scan", lambda pid, entry: scans.append(pid) or scan(pid, entry))
+    resolver.resolve([1000, 5555])
+    assert scans == []
+    resolver.resolve([1000, 5555])
+    assert scans == [FAKE_PID]
 
 
 def test_pid_reuse_is_detected(tmp_path: Path) -> None:

@@ -52,20 +52,26 @@ def test_families_and_mapped_addresses() -> None:
 
 
 HEADER = TCP4.splitlines()[0]
-GOOD = TCP4.splitlines()[1]
+GOOD = TCP4.splitlines()[1].split()
+
+
+def changed(index: int, value: str) -> str:
+    """The first captured line with field `index` replaced."""
+    return " ".join([*GOOD[:index], value, *GOOD[index + 1 :]])
 
 
 @pytest.mark.parametrize(
     "line",
     [
-        GOOD.replace(":1B59 ", ":1B5 ", 1),  # port not 4 hex digits
-        GOOD.replace(" 0A ", " 0C ", 1),  # no such TCP state
-        GOOD.replace(" 0A ", " ZZ ", 1),
-        " ".join(GOOD.split()[:6]),  # cut short
-        GOOD.replace("00000000:0000 0A", "00000000 0A", 1),  # remote without port
-        GOOD.replace("00:00000000", "00-00000000", 1),  # timer field
+        changed(1, GOOD[1][:-1]),  # port not 4 hex digits
+        changed(3, "0C"),  # no such TCP state
+        changed(3, "ZZ"),
+        " ".join(GOOD[:6]),  # cut short
+        changed(2, GOOD[2].split(":")[0]),  # remote without port
+        changed(5, GOOD[5].replace(":", "-")),  # timer field
+        changed(9, "x"),  # inode
     ],
-    ids=["port", "state", "hex", "short", "remote", "timer"],
+    ids=["port", "state", "hex", "short", "remote", "timer", "inode"],
 )
 def test_malformed_line_is_named(line: str) -> None:
     with pytest.raises(SourceError) as raised:

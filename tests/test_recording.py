@@ -179,7 +179,7 @@ def test_gzip_cut_short(tmp_path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     source = ReplaySource(path)
-    with pytest.raises(TcpwatchError, match=r"line \d+: (truncated|unreadable)"):
+    with pytest.raises(TcpwatchError, match=r"line \d+: truncated"):
         while source.poll() is not None:
             pass
 

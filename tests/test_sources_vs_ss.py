@@ -120,7 +120,7 @@ def test_netns_by_name_path_and_pid_are_the_same_namespace(zoo: tuple[str, Scena
             dumps.append({r.cookie for r in source.dump() if r.state is TcpState.LISTEN})
         finally:
             source.close()
-    assert dumps[0] == dumps[1] == dumps[2] and len(dumps[0]) == 9
+    assert dumps[0] == dumps[1] == dumps[2] and len(dumps[0]) == 10
 
 
 def test_other_namespaces_do_not_leak_in(zoo: tuple[str, Scenario]) -> None:
@@ -188,3 +188,17 @@ def test_host_namespace_dump_works() -> None:
             finally:
                 source.close()
             assert [(r.state, r.inode) for r in mine] == [(TcpState.LISTEN, inode)]
+
+
+def test_a_failed_dump_does_not_poison_the_source(zoo: tuple[str, Scenario]) -> None:
+    """After a dump fails half-way, the next one starts on a fresh socket and works."""
+    ns, _ = zoo
+    source = NetlinkSource(netns=ns)
+    try:
+        expected = {record.cookie for record in source.dump()}
+        source._sock.close()  # the kernel side vanishes mid-use
+        with pytest.raises(SourceError, match="Bad file descriptor"):
+            source.dump()
+        assert {record.cookie for record in source.dump()} == expected
+    finally:
+        source.close()

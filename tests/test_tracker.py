@@ -330,7 +330,7 @@ def test_time_wait_hand_over_notification_is_not_an_end() -> None:
     assert later.events == ()
 
 
-def test_refused_connect_seen_only_by_its_notification() -> None:
+def test_connect_that_never_completed_seen_only_by_its_notification() -> None:
     p = Pair(port=9)
     tracker = Tracker()
     tracker.update(snap(0))
@@ -339,6 +339,11 @@ def test_refused_connect_seen_only_by_its_notification() -> None:
     (event,) = tracker.update(snap(0.4)).events
     assert event.path == (S.SYN_SENT, S.CLOSED)
     assert "refused" in event.reason
+    # A refused connect() clears the peer from the socket: its notification says nothing.
+    refused = sock(S.CLOSE, ("0.0.0.0", 40000), (LO, 0), cookie=77)
+    tracker.note_destroyed([final(refused, bytes_acked=0)])
+    tracker.update(snap(0.6))
+    assert tracker.update(snap(0.8)).events == ()
 
 
 def test_final_tcp_info_with_unacked_data_means_reset() -> None:
@@ -380,3 +385,49 @@ def test_tags_follow_state_and_time() -> None:
     aged = tracker.update(snap(1.6, listener(), p.s(S.CLOSE_WAIT, recv_q=1, inode=5)))
     assert aged.changed == (p.sid,) and aged.events == ()
     assert aged.connections[p.sid].tags == {Tag.HALF_CLOSED, Tag.LINGERING}
+
+
+def test_memory_stays_bounded_under_churn() -> None:
+    tracker = Tracker(TrackerSettings(retention_s=1.0))
+    sizes = []
+    for i in range(300):
+        # Ten short connections per poll, each seen once; every 4-tuple reused (/proc).
+        records = [
+            sock(S.ESTABLISHED, (LO, 40000 + n), (LO, 80), cookie=None if n % 2 else i * 10 + n)
+            for n in range(10)
+        ]
+        if i % 2:
+            records = [dataclasses.replace(r, state=S.TIME_WAIT) for r in records]
+        sizes.append(len(tracker.update(snap(i * 0.2, *records)).connections))
+    # Live ones plus about five polls' worth of gone ones, however long it runs.
+    assert max(sizes[50:]) <= 10 + 6 * 10
+    assert max(sizes[50:]) == max(sizes[250:])
+
+
+def test_vanished_connect_with_acknowledged_syn_was_established() -> None:
+    p, q = Pair(), Pair(client_port=40001)
+    tracker = Tracker()
+    tracker.update(snap(0, p.c(S.SYN_SENT), q.c(S.SYN_SENT)))
+    tracker.note_destroyed([final(p.c(S.ESTABLISHED), bytes_acked=1)])
+    tracker.note_destroyed([final(q.c(S.SYN_SENT), bytes_acked=0)])
+    paths = {e.connection.id: e.path for e in tracker.update(snap(0.2)).events}
+    assert paths[p.cid] == (S.SYN_SENT, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK, S.CLOSED)
+    assert paths[q.cid] == (S.SYN_SENT, S.CLOSED)
+
+
+def test_peer_is_the_other_local_end() -> None:
+    p = Pair()
+    tracker = Tracker()
+    tracker.update(snap(0, listener(), p.c(S.ESTABLISHED), p.s(S.ESTABLISHED)))
+    delta = tracker.update(snap(0.2, listener(), p.c(S.TIME_WAIT)))
+    peer = tracker.peer(p.cid)
+    assert peer is not None and peer.id == p.sid and peer.state is S.CLOSED
+    assert tracker.peer(p.sid) is delta.connections[p.cid]
+    assert tracker.peer("0x1f90") is None and tracker.peer("nope") is None
+
+
+def test_both_ends_first_seen_in_time_wait_closed_simultaneously() -> None:
+    p = Pair()
+    _, _, events = run((listener(), p.s(S.TIME_WAIT), p.c(S.TIME_WAIT)))
+    for conn_id in (p.sid, p.cid):
+        assert life(events, conn_id)[-3:] == [S.FIN_WAIT1, S.CLOSING, S.TIME_WAIT]

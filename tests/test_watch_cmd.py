@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tcpwatch.errors import TcpwatchError
 from tcpwatch.recording import RecordingWriter, ReplaySource
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tracker import Tracker
@@ -190,3 +191,32 @@ def test_missing_netns_is_one_line(command: str, tmp_path: Path) -> None:
     done = _tcpwatch(*args, "--netns", "tcpwatch-no-such-ns", "--count", "1")
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_killed_recorder_loses_at_most_the_last_poll(tmp_path: Path) -> None:
+    path = tmp_path / "rec.ndjson"
+    recorder = subprocess.Popen(
+        [*TCPWATCH, "record", str(path), "--interval", "0.05"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (path.exists() and path.read_bytes().count(b"\n") >= 4):
+            assert recorder.poll() is None, recorder.stderr.read() if recorder.stderr else ""
+            assert time.monotonic() < deadline, "the recorder wrote nothing"
+            time.sleep(0.02)
+    finally:
+        recorder.kill()
+        recorder.wait(timeout=10)
+        if recorder.stderr is not None:
+            recorder.stderr.close()
+    complete = path.read_bytes().count(b"\n") - 1  # polls on disk, the header aside
+    source = ReplaySource(path)
+    polls = 0
+    try:
+        while source.poll() is not None:
+            polls += 1
+    except TcpwatchError as error:
+        assert f"line {complete + 2}: truncated" in str(error)
+    assert polls == complete >= 3

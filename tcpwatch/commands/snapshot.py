@@ -8,6 +8,7 @@ import os
 import sys
 
 from tcpwatch.cli import filter_text
+from tcpwatch.errors import TcpwatchError
 from tcpwatch.filters import parse_filter
 from tcpwatch.outputs.jsondoc import snapshot_document
 from tcpwatch.outputs.table import render_table, sort_key
@@ -18,11 +19,14 @@ from tcpwatch.tracker import Tracker
 
 def run(options: argparse.Namespace) -> int:
     flt = parse_filter(filter_text(options))
-    poller = open_poller(options.source, options.netns)
     try:
-        snapshot = poller.poll()
-    finally:
-        poller.close()
+        poller = open_poller(options.source, options.netns)
+        try:
+            snapshot = poller.poll()
+        finally:
+            poller.close()
+    except OSError as error:
+        raise TcpwatchError(f"cannot read the sockets: {error.strerror or error}") from error
     delta = Tracker().update(snapshot)
     connections = [
         conn for conn in delta.connections.values() if conn.gone_at is None and flt.matches(conn)
@@ -45,4 +49,6 @@ def run(options: argparse.Namespace) -> int:
     except BrokenPipeError:
         # The reader (e.g. `head`) has gone; keep the interpreter from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as error:
+        raise TcpwatchError(f"cannot write the output: {error.strerror or error}") from error
     return 0

@@ -3,8 +3,10 @@
 Polls run on a fixed schedule (start + n * interval, so they do not drift); a poll that
 overruns its slot skips the slots it missed instead of polling twice in a row. `--replay
 FILE` reads the polls of a recording instead of the kernel, as fast as they can be
-processed (the recorded times are kept in the events), so a recording of an hour replays
-in seconds. Ctrl-C stops cleanly (exit 0) after the line being written.
+processed (the recorded times are kept in the events, and `--duration` counts recorded
+time), so a recording of an hour replays in seconds. Ctrl-C stops cleanly (exit 0) after
+the line being written. With the netlink source, the kernel's destroy notifications
+(best effort) report connections that live and end between two polls.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from tcpwatch.tracker import Tracker
 if TYPE_CHECKING:
     from tcpwatch.sources.destroy import DestroyListener
 
-# Full garbage collections walk every tracked object (50k connections and their records):
-# run them on this schedule between polls instead of in the middle of one.
+# Automatic garbage collection would walk every poll's 50k fresh records, and now and
+# then every tracked connection, in the middle of a poll. Records and connections hold no
+# reference cycles (reference counting frees them), so while polling the collector is off
+# and a full collection runs between polls on this schedule instead.
 _FULL_GC_EVERY_S = 60.0
 
 
@@ -104,7 +108,6 @@ def schedule(
             done += 1
             if count is not None and done >= count:
                 return
-            gc.collect(1)
             now = time.monotonic()
             if now - last_gc >= _FULL_GC_EVERY_S:
                 gc.collect()
@@ -194,7 +197,11 @@ def run(options: argparse.Namespace) -> int:
                     notes.add(note)
                     print(f"tcpwatch: {printable(note)}", file=sys.stderr, flush=True)
             if destroy is not None:
-                tracker.note_destroyed(destroy.drain())
+                try:
+                    tracker.note_destroyed(destroy.drain())
+                except SourceError:
+                    destroy.close()  # best effort: polling alone still works
+                    destroy = None
             elif not destroy_tried and snapshot.source is SourceKind.NETLINK:
                 # From the first poll on: what ends before the next poll is reported.
                 destroy_tried = True

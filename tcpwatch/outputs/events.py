@@ -1,7 +1,10 @@
 """The event stream: `tcpwatch.event/1` JSON objects and human-readable event lines.
 
 Field names are a public contract (DESIGN.md): add fields freely, never rename one
-without bumping the schema version.
+without bumping the schema version. Besides `new`, `transition` and `gone`, a connection
+that lived and ended between two polls (known only from the kernel's destroy
+notification) gets a single `gone` event whose `from` is null and whose `path` is its
+whole, inferred, life: the concatenation rule holds for it too.
 """
 
 from __future__ import annotations

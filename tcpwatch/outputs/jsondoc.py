@@ -145,6 +145,8 @@ def write_json_atomic(path: str | os.PathLike[str], document: dict[str, Any]) ->
         fd, temp = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
         )
+        # mkstemp makes the file 0600; give it the mode a plain open() would have.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             json.dump(document, file, indent=2)
             file.write("\n")
@@ -158,3 +160,15 @@ def write_json_atomic(path: str | os.PathLike[str], document: dict[str, Any]) ->
         if temp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

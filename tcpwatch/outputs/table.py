@@ -110,28 +110,37 @@ def table_rows(connections: Iterable[Connection], *, owners_incomplete: bool) ->
                 endpoint_text(record.remote, record.family),
                 timer_text(record.timer),
                 process_text(conn, owners_incomplete=owners_incomplete),
-                ",".join(sorted(tag.value for tag in conn.tags)) or "-",
+                ",".join(sorted(tag.value for tag in conn.tags)) if conn.tags else "-",
             ]
         )
     return rows
 
 
 def format_table(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Lines of the table with a header; columns padded to their widest cell."""
+    """Lines of the table with a header; columns padded to their widest cell.
+
+    Rows of plain ASCII (nearly all) go through one format string; others are padded by
+    terminal cells, since a wide character takes two.
+    """
     all_rows = [list(HEADERS), *rows]
-    columns = list(zip(*all_rows, strict=True))
-    widths = [max(map(cell_width, column)) for column in columns]
+    widths = []
+    for column in zip(*all_rows, strict=True):
+        measure = len if "".join(column).isascii() else cell_width
+        widths.append(max(map(measure, column)))
     last = len(HEADERS) - 1
+    template = "  ".join(
+        "{}" if i == last else f"{{:{'>' if i in _RIGHT_ALIGNED else '<'}{width}}}"
+        for i, width in enumerate(widths)
+    )
     lines = []
     for row in all_rows:
+        if "".join(row).isascii():
+            lines.append(template.format(*row))
+            continue
         cells = []
         for i, cell in enumerate(row):
-            if i == last:
-                cells.append(cell)
-                continue
-            # ljust/rjust count characters; a wide character takes two cells.
-            width = widths[i] if cell.isascii() else widths[i] - cell_width(cell) + len(cell)
-            cells.append(cell.rjust(width) if i in _RIGHT_ALIGNED else cell.ljust(width))
+            pad = " " * (widths[i] - cell_width(cell)) if i != last else ""
+            cells.append(pad + cell if i in _RIGHT_ALIGNED else cell + pad)
         lines.append("  ".join(cells))
     return lines
 

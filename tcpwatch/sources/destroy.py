@@ -21,6 +21,7 @@ SKNLGRP_INET6_TCP_DESTROY = 3
 DESTROY_GROUPS = (1 << (SKNLGRP_INET_TCP_DESTROY - 1)) | (1 << (SKNLGRP_INET6_TCP_DESTROY - 1))
 _BUFFER_SIZE = 1 << 16
 _RCVBUF = 4 << 20
+_MAX_READS = 256
 
 
 def _open_listener(receive_buffer: int) -> socket.socket:
@@ -66,9 +67,14 @@ class DestroyListener:
         return self._sock.fileno()
 
     def drain(self) -> list[SocketRecord]:
-        """Records of every socket destroyed since the last drain (never blocks)."""
+        """Records of sockets destroyed since the last drain (never blocks).
+
+        Reads at most `_MAX_READS` batches, so a storm of closes cannot keep the caller
+        here forever; the descriptor then stays readable and the rest comes next time.
+        """
         records: list[SocketRecord] = []
-        while True:
+        self._parser.start_poll(0)  # keeps its caches bounded
+        for _read in range(_MAX_READS):
             try:
                 size = self._sock.recv_into(self._view)
             except BlockingIOError:
@@ -79,6 +85,7 @@ class DestroyListener:
                     continue
                 raise SourceError(f"reading destroy notifications failed: {exc.strerror}") from None
             self._parser.feed(self._view[:size].tobytes(), records)
+        return records
 
     def close(self) -> None:
         self._sock.close()

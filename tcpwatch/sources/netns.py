@@ -37,8 +37,16 @@ def resolve_netns(spec: str) -> str:
         path = spec
     else:
         path = f"/run/netns/{spec}"
-    if not os.path.exists(path):
-        raise SourceError(f"network namespace {spec!r} not found")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(f"network namespace {spec!r} not found") from None
+    except PermissionError:
+        raise SourceError(
+            f"cannot open network namespace {spec!r}: permission denied (run as root)"
+        ) from None
+    except OSError as exc:
+        raise SourceError(f"cannot open network namespace {spec!r}: {exc.strerror}") from None
     return path
 
 
@@ -63,6 +71,10 @@ def call_in_netns(spec: str, fn: Callable[[], T]) -> T:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise SourceError(f"network namespace {spec!r} not found") from None
+    except PermissionError:
+        raise SourceError(
+            f"cannot open network namespace {spec!r}: permission denied (run as root)"
+        ) from None
     except OSError as exc:
         raise SourceError(f"cannot open network namespace {spec!r}: {exc.strerror}") from None
     outcome: list[tuple[bool, object]] = []

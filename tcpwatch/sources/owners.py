@@ -3,8 +3,9 @@
 The kernel has no inode -> pid index: the only way is to read every `/proc/PID/fd/*` link,
 which is what `ss -p` does on every run. This resolver does it once and then rescans a
 process's fds only when that process is new, its open-fd count changed (the size of
-`/proc/PID/fd` is the fd count on Linux >= 6.2), or a socket the caller asks about is still
-unknown. Process details (name, cmdline, user) come from psutil, cached per process.
+`/proc/PID/fd` is the fd count on Linux >= 6.2), or a socket the caller asks about stays
+unknown for two polls (a process closed one socket and opened another). Process details
+(name, cmdline, user) come from psutil, cached per process.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class OwnerResolver:
         # Inodes no readable process held when a search had read every process; not
         # searched again while they are still asked about.
         self._unfindable: set[int] = set()
+        # Inodes asked about but not found at the previous poll.
+        self._missing_before: set[int] = set()
         # Processes the current search has read already (it spans polls; see _search).
         self._searched: set[int] = set()
         self._polls = 0
@@ -108,7 +111,10 @@ class OwnerResolver:
             return {}, f"owners unknown: cannot read {self._proc}: {error.strerror or error}"
         owner = self._holders.owner
         missing = wanted.difference(owner)
-        search = missing - self._unfindable
+        # Search only for sockets already missing at the previous poll: most sockets
+        # missing once were closed after the dump, and the next dump will not have them.
+        search = (missing & self._missing_before) - self._unfindable
+        self._missing_before = missing
         if search and self._search(search):
             self._unfindable = missing.difference(owner)
         else:
@@ -172,9 +178,9 @@ class OwnerResolver:
         """Rescan processes whose fd count did not change, looking for `missing` inodes.
 
         A process can close one socket and open another between polls, keeping its fd
-        count. More often a missing socket was simply closed after the dump, so a search
-        reads at most SEARCH_BUDGET fd links per poll and resumes where it stopped at the
-        next poll. Likely holders (processes that already hold sockets) come first.
+        count. A search reads at most SEARCH_BUDGET fd links per poll and resumes where it
+        stopped at the next poll. Likely holders come first: those whose sockets changed
+        most recently, then those holding any.
         Returns True when every readable process has been searched since the search began.
         """
         budget = SEARCH_BUDGET

@@ -7,6 +7,7 @@ ticks (USER_HZ) and is converted to milliseconds.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import struct
@@ -14,13 +15,21 @@ from typing import BinaryIO
 
 from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
 from tcpwatch.sources.base import SourceError
+from tcpwatch.sources.netlink import RECORD_DEFAULTS, RECORD_SETTERS
 from tcpwatch.tcp.states import TcpState
 
+# /proc prints the timer and the state as two hex digits.
 _TIMERS = {
-    1: TimerName.RETRANSMIT,
-    2: TimerName.KEEPALIVE,
-    3: TimerName.TIMEWAIT,
-    4: TimerName.PERSIST,
+    "01": TimerName.RETRANSMIT,
+    "02": TimerName.KEEPALIVE,
+    "03": TimerName.TIMEWAIT,
+    "04": TimerName.PERSIST,
+}
+_STATE_BY_HEX = {
+    spelling: state
+    for state in TcpState
+    if state.kernel is not None
+    for spelling in (f"{state.kernel:02X}", f"{state.kernel:02x}")
 }
 _MS_PER_TICK = 1000 / os.sysconf("SC_CLK_TCK")
 _WORD = struct.Struct("=I")
@@ -40,48 +49,77 @@ class ProcTableParser:
 
     def __init__(self) -> None:
         self._endpoints: dict[str, Endpoint] = {}
+        self._pairs: dict[tuple[str, str], tuple[Endpoint, Endpoint]] = {}
 
     def parse(self, text: str, family: Family, origin: str, out: list[SocketRecord]) -> None:
         """Append a record per line of `text` (one table, header first) to `out`.
 
         SourceError names the first malformed line (`origin` says which file it came from).
         """
-        if len(self._endpoints) > 4 * 65536:
+        if len(self._pairs) > 4 * 65536:
+            self._pairs.clear()
             self._endpoints.clear()
+        pairs = self._pairs
+        states = _STATE_BY_HEX
+        timers = _TIMERS
+        new = object.__new__
+        record = SocketRecord
+        (
+            set_cookie,
+            set_family,
+            set_state,
+            set_local,
+            set_remote,
+            set_recv_q,
+            set_send_q,
+            set_timer,
+            set_uid,
+            set_inode,
+            set_info,
+        ) = RECORD_SETTERS
+        record_defaults = RECORD_DEFAULTS
         lines = text.splitlines()
-        expected_address = 8 if family is Family.IPV4 else 32
+        address_size = 8 if family is Family.IPV4 else 32
         for line in lines[1:]:
             fields = line.split()
             if not fields:
                 continue
             try:
-                _slot, local, remote, state_hex, queues, timer_text, retrans_hex = fields[:7]
-                uid, probes, inode = int(fields[7]), int(fields[8]), int(fields[9])
+                local, remote, state_hex, queues, timer_text, retrans_hex = fields[1:7]
+                uid, inode = int(fields[7]), int(fields[9])
+                state = states[state_hex]
+                ends = pairs.get((local, remote))
+                if ends is None:
+                    ends = pairs[(local, remote)] = (
+                        self._endpoint(local, family, address_size),
+                        self._endpoint(remote, family, address_size),
+                    )
                 tx_hex, rx_hex = queues.split(":")
-                timer_hex, when_hex = timer_text.split(":")
-                state = TcpState.from_kernel(int(state_hex, 16))
-                local_ep = self._endpoint(local, family, expected_address)
-                remote_ep = self._endpoint(remote, family, expected_address)
-                timer_number = int(timer_hex, 16)
-                retrans = int(retrans_hex, 16)
-                expires_ms = int(int(when_hex, 16) * _MS_PER_TICK)
                 recv_q, send_q = int(rx_hex, 16), int(tx_hex, 16)
-            except (ValueError, IndexError):
+                timer_hex, when_hex = timer_text.split(":")
+                name = timers.get(timer_hex)  # "00": no timer
+                timer = None if name is None else _timer(name, when_hex, retrans_hex, fields[8])
+            except (ValueError, IndexError, KeyError):
                 shown = line.strip()
                 if len(shown) > 120:
                     shown = shown[:117] + "..."
                 raise SourceError(f"malformed line in {origin}: {shown!r}") from None
-            name = _TIMERS.get(timer_number)
-            timer = None
-            if name is not None:
-                # Like sock_diag: keepalive and zero-window probes count probes sent.
-                count = probes if name in (TimerName.KEEPALIVE, TimerName.PERSIST) else retrans
-                timer = Timer(name, expires_ms, count)
-            out.append(
-                SocketRecord(
-                    None, family, state, local_ep, remote_ep, recv_q, send_q, timer, uid, inode
-                )
-            )
+            item = new(record)
+            set_cookie(item, None)
+            set_family(item, family)
+            set_state(item, state)
+            set_local(item, ends[0])
+            set_remote(item, ends[1])
+            set_recv_q(item, recv_q)
+            set_send_q(item, send_q)
+            set_timer(item, timer)
+            set_uid(item, uid)
+            set_inode(item, inode)
+            set_info(item, None)
+            if record_defaults:
+                for setter, default in record_defaults:
+                    setter(item, default)
+            out.append(item)
 
     def _endpoint(self, text: str, family: Family, address_size: int) -> Endpoint:
         endpoint = self._endpoints.get(text)
@@ -91,6 +129,14 @@ class ProcTableParser:
                 raise ValueError(text)
             endpoint = self._endpoints[text] = Endpoint(_address(family, address), int(port, 16))
         return endpoint
+
+
+def _timer(name: TimerName, when_hex: str, retrans_hex: str, probes: str) -> Timer:
+    expires_ms = int(int(when_hex, 16) * _MS_PER_TICK)
+    # Like sock_diag: keepalive and zero-window probes count probes sent, not retransmits.
+    if name is TimerName.KEEPALIVE or name is TimerName.PERSIST:
+        return Timer(name, expires_ms, int(probes))
+    return Timer(name, expires_ms, int(retrans_hex, 16))
 
 
 def _open_tables(base: str) -> list[tuple[Family, str, BinaryIO]]:
@@ -125,14 +171,21 @@ class ProcSource:
         self._parser = ProcTableParser()
 
     def dump(self) -> list[SocketRecord]:
+        """Every TCP socket now (the garbage collector paused meanwhile, as in netlink)."""
         records: list[SocketRecord] = []
-        for family, path, table in self._tables:
-            try:
-                table.seek(0)
-                text = table.read().decode("ascii", errors="replace")
-            except OSError as exc:
-                raise SourceError(f"cannot read {path}: {exc.strerror}") from None
-            self._parser.parse(text, family, path, records)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for family, path, table in self._tables:
+                try:
+                    table.seek(0)
+                    text = table.read().decode("ascii", errors="replace")
+                except OSError as exc:
+                    raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+                self._parser.parse(text, family, path, records)
+        finally:
+            if collecting:
+                gc.enable()
         return records
 
     def close(self) -> None:

@@ -43,7 +43,26 @@ from dataclasses import dataclass
 
 from tcpwatch.tcp.states import TcpState
 
-S = TcpState
+__all__ = [
+    "DIAGRAM_SIZE",
+    "EDGES",
+    "STATE_DIAGRAM",
+    "Direction",
+    "Edge",
+    "EdgeKind",
+    "LadderStep",
+    "PathHints",
+    "Role",
+    "Trigger",
+    "close_tail",
+    "edge",
+    "edges_between",
+    "first_path",
+    "infer_path",
+    "ladder",
+]
+
+S = TcpState  # short names for the edge table below
 
 
 class Role(enum.Enum):

@@ -32,15 +32,16 @@ class Evidence:
     accepted: its local address and port belong to a local listener (else outgoing).
     peer_before / peer_now: the other end's state at the previous and this poll when both
     ends are on this host (CLOSED: the other end is gone; None: not local or unknown).
-    destroyed: a destroy notification reported the full socket freed (a request sock
-    never sends one, so a vanished SYN_RECV with one had become an accepted connection).
+    completed: a destroy notification shows the handshake completed before the end (a
+    request sock sends none, so a vanished SYN_RECV with one had become an accepted
+    connection; a connect()ed socket's final tcp_info shows its SYN acknowledged).
     reset: the final tcp_info shows the connection ended with data unacknowledged.
     """
 
     accepted: bool = False
     peer_before: TcpState | None = None
     peer_now: TcpState | None = None
-    destroyed: bool = False
+    completed: bool = False
     reset: bool = False
 
 
@@ -66,6 +67,7 @@ def hints(evidence: Evidence, to_state: TcpState) -> fsm.PathHints:
     )
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and asked the same few questions all the time
 def path_between(
     from_state: TcpState, to_state: TcpState, evidence: Evidence
 ) -> tuple[TcpState, ...]:
@@ -74,10 +76,9 @@ def path_between(
         return (from_state,)
     hint = hints(evidence, to_state)
     if from_state in _OPENING and to_state is not S.ESTABLISHED:
-        # An opening socket that got further went through ESTABLISHED, except one that
-        # vanished: refused, timed out, or (a request sock that left a destroy
-        # notification behind) accepted and closed between two polls.
-        if to_state is S.CLOSED and not (from_state is S.SYN_RECV and evidence.destroyed):
+        # An opening socket that got further went through ESTABLISHED; one that vanished
+        # was refused or timed out, unless its destroy notification shows otherwise.
+        if to_state is S.CLOSED and not evidence.completed:
             return fsm.close_tail(from_state, hints=hint)
         return (from_state, *_from_established(to_state, hint))
     if to_state is S.CLOSED:
@@ -85,6 +86,7 @@ def path_between(
     return fsm.infer_path(from_state, to_state, hints=hint)
 
 
+@functools.lru_cache(maxsize=1024)
 def path_from_start(state: TcpState, evidence: Evidence) -> tuple[TcpState, ...]:
     """A first sighting: the inferred start of the connection's life up to `state`."""
     if state in _UNCONNECTED or state in _OPENING:

@@ -27,7 +27,7 @@ from tcpwatch.model import (
     Transition,
 )
 from tcpwatch.tcp.states import TcpState
-from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, TagThresholds, classify
+from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag, TagThresholds, classify
 from tcpwatch.tracker.inference import (
     Evidence,
     established_then_closed,
@@ -64,6 +64,9 @@ class TrackerSettings:
     thresholds: TagThresholds = field(default=DEFAULT_THRESHOLDS)
 
 
+DEFAULT_SETTINGS = TrackerSettings()
+
+
 class _Track:
     """The tracker's mutable bookkeeping for one connection (outputs see `conn` only)."""
 
@@ -73,7 +76,6 @@ class _Track:
         "gone_mono",
         "key",
         "latest",
-        "seen_mono",
         "since_mono",
         "tuple",
     )
@@ -82,7 +84,6 @@ class _Track:
         self.key = key
         self.conn = conn
         self.latest = conn.record  # the newest sighting, refreshed every poll
-        self.seen_mono = mono  # when conn.record was taken
         self.since_mono = mono  # when the current state began, or was first seen
         self.accepted = accepted
         self.gone_mono: float | None = None
@@ -109,23 +110,26 @@ class Tracker:
     request sock into the accepted child and into TIME_WAIT); sources without cookies
     (/proc) fall back to the 4-tuple (plus the inode for listeners). A state is marked
     observed only when a poll saw it; everything between two sightings is inferred from
-    what the host shows (see `tcpwatch.tracker.inference`).
+    what the host shows (see `tcpwatch.tracker.inference`). Destroy notifications, when
+    the caller has them, go to `note_destroyed` before the `update` of the next poll.
     """
 
-    def __init__(self, settings: TrackerSettings | None = None) -> None:
-        self.settings = settings or TrackerSettings()
+    def __init__(self, settings: TrackerSettings = DEFAULT_SETTINGS) -> None:
+        self.settings = settings
         self._live: dict[object, _Track] = {}
-        self._gone: dict[object, _Track] = {}
+        self._gone: dict[str, _Track] = {}  # by id: a /proc 4-tuple may be reused
         self._by_id: dict[str, _Track] = {}
-        self._expiry: deque[tuple[float, object]] = deque()
+        self._expiry: deque[tuple[float, str]] = deque()
         self._ageing: list[tuple[float, int, object]] = []
         self._view: dict[str, Connection] = {}
-        self._by_tuple: dict[tuple[str, int, str, int], object] = {}
+        self._by_tuple: dict[tuple[str, int, str, int], _Track] = {}
         self._listeners: dict[int, dict[str, int]] = {}
         self._destroyed: dict[int, tuple[SocketRecord, int]] = {}
         # One poll's history steps per (path, first sighting): churn shares them.
         self._steps: dict[tuple[tuple[TcpState, ...], bool], tuple[Transition, ...]] = {}
         self._steps_at = 0.0
+        self._last_mono = 0.0
+        self._fresh_by_tuple: dict[tuple[str, int, str, int], object] = {}
 
     # -- public -------------------------------------------------------------------------
 
@@ -133,6 +137,16 @@ class Tracker:
         """The newest sighting of a connection (its timer and tcp_info as of the last poll)."""
         track = self._by_id.get(conn_id)
         return None if track is None else track.latest
+
+    def peer(self, conn_id: str) -> Connection | None:
+        """The other end of a connection when both ends are on this host (loopback,
+        containers in the same namespace): the one whose local is our remote and back."""
+        track = self._by_id.get(conn_id)
+        if track is None or track.tuple is None:
+            return None
+        local_address, local_port, remote_address, remote_port = track.tuple
+        other = self._by_tuple.get((remote_address, remote_port, local_address, local_port))
+        return None if other is None else other.conn
 
     def live(self) -> Iterator[tuple[Connection, SocketRecord]]:
         """Every live connection with its newest sighting."""
@@ -159,6 +173,9 @@ class Tracker:
         seen: set[object] = set()
         seen_add = seen.add
         live_get = live.get
+        # A timer counts down by the time between polls; more than that, it was re-armed.
+        elapsed_ms = (mono - self._last_mono) * 1000.0
+        self._last_mono = mono
         fresh: list[tuple[object, SocketRecord]] = []
         moved: list[tuple[_Track, SocketRecord]] = []
         touched: list[tuple[_Track, SocketRecord]] = []
@@ -170,9 +187,8 @@ class Tracker:
             if track is None:
                 fresh.append((key, record))
                 continue
+            old = track.latest
             track.latest = record
-            conn = track.conn
-            old = conn.record
             if record.state is not old.state:
                 moved.append((track, record))
                 continue
@@ -180,7 +196,7 @@ class Tracker:
                 record.recv_q != old.recv_q
                 or record.send_q != old.send_q
                 or record.inode != old.inode
-                or (conn.process is None and record.inode and record.inode in owners)
+                or (track.conn.process is None and record.inode and record.inode in owners)
             ):
                 touched.append((track, record))
                 continue
@@ -194,10 +210,7 @@ class Tracker:
                 or timer.retrans != old_timer.retrans
             ):
                 touched.append((track, record))
-            elif (
-                abs(timer.expires_ms - old_timer.expires_ms + (mono - track.seen_mono) * 1000.0)
-                > _REARM_MS
-            ):
+            elif abs(timer.expires_ms - old_timer.expires_ms + elapsed_ms) > _REARM_MS:
                 self._rebuild(track, record, owners, mono)
         gone = [live[key] for key in live.keys() - seen]
         return self._finish(snapshot, seen, fresh, moved, touched, gone)
@@ -228,10 +241,14 @@ class Tracker:
             after[track.key] = record.state
         for track in gone:
             after[track.key] = TcpState.CLOSED
+        # First sightings are each other's peers too (both ends born since the last poll).
+        self._fresh_by_tuple.clear()
         for key, record in fresh:
             after[key] = record.state
             if record.state is TcpState.LISTEN:
                 self._add_listener(record)
+            elif record.remote.port:
+                self._fresh_by_tuple[record.four_tuple] = key
         events: list[Event] = []
         changed_ids: list[str] = []
         gone_ids: list[str] = []
@@ -244,9 +261,10 @@ class Tracker:
             record
             for cookie, (record, age) in destroyed.items()
             if age > 0
+            and record.remote.port  # a failed connect() forgets its peer: nothing to show
             and cookie not in seen
             and cookie not in self._live
-            and cookie not in self._gone
+            and f"0x{cookie:x}" not in self._by_id
         ]
         for track, record in moved:
             self._move(track, record, now, mono, owners, after, events, changed_ids)
@@ -294,12 +312,11 @@ class Tracker:
             tags=self._classify(record, None),
         )
         track = _Track(key, conn, mono, accepted)
-        self._gone.pop(key, None)
         self._live[key] = track
         self._by_id[conn.id] = track
         self._view[conn.id] = conn
         if track.tuple is not None:
-            self._by_tuple[track.tuple] = key
+            self._by_tuple[track.tuple] = track
         self._schedule_ageing(track)
         local_port = record.local.port if accepted else None
         events.append(
@@ -344,7 +361,10 @@ class Tracker:
         )
         if record.state is TcpState.LISTEN:
             self._add_listener(record)
-        self._set(track, conn, mono)
+        if track.tuple is None and record.remote.port:  # a bound socket that connected
+            track.tuple = record.four_tuple
+            self._by_tuple[track.tuple] = track
+        self._set(track, conn)
         track.since_mono = mono
         self._schedule_ageing(track)
         changed_ids.append(conn.id)
@@ -378,7 +398,7 @@ class Tracker:
         path = path_between(old_state, TcpState.CLOSED, evidence)
         conn = Connection(
             id=old.id,
-            record=old.record,
+            record=track.latest,
             process=old.process,
             first_seen=old.first_seen,
             state_since=now,
@@ -415,21 +435,11 @@ class Tracker:
         """A destroy notification for a socket no poll ever saw: it lived and ended between
         two polls. One `gone` event (from null) carries its whole, inferred, life."""
         assert record.cookie is not None
-        del self._destroyed[record.cookie]
         accepted = self._accepted(record)
         evidence = self._evidence(record.four_tuple, accepted, after, record.cookie)
+        del self._destroyed[record.cookie]
         start = TcpState.SYN_RECV if accepted else TcpState.SYN_SENT
-        if accepted or established_then_closed(record):
-            evidence = Evidence(
-                accepted=accepted,
-                peer_before=evidence.peer_before,
-                peer_now=evidence.peer_now,
-                destroyed=True,
-                reset=evidence.reset,
-            )
-            path = (start, *path_between(TcpState.ESTABLISHED, TcpState.CLOSED, evidence))
-        else:
-            path = (start, TcpState.CLOSED)
+        path = path_between(start, TcpState.CLOSED, evidence)
         conn = Connection(
             id=self._new_id(record),
             record=record,
@@ -443,7 +453,7 @@ class Tracker:
         track = _Track(record.cookie, conn, mono, accepted)
         self._by_id[conn.id] = track
         if track.tuple is not None:
-            self._by_tuple.setdefault(track.tuple, track.key)
+            self._by_tuple.setdefault(track.tuple, track)
         self._retire(track, conn, mono)
         gone_ids.append(conn.id)
         events.append(
@@ -467,10 +477,10 @@ class Tracker:
 
     def _retire(self, track: _Track, conn: Connection, mono: float) -> None:
         self._live.pop(track.key, None)
-        self._set(track, conn, mono)
+        self._set(track, conn)
         track.gone_mono = mono
-        self._gone[track.key] = track
-        self._expiry.append((mono + self.settings.retention_s, track.key))
+        self._gone[conn.id] = track
+        self._expiry.append((mono + self.settings.retention_s, conn.id))
 
     def _age_destroyed(self) -> None:
         """Forget notifications of sockets that live on (TIME_WAIT hand-overs)."""
@@ -498,14 +508,13 @@ class Tracker:
             history=old.history,
             tags=self._classify(record, mono - track.since_mono),
         )
-        self._set(track, conn, mono)
+        self._set(track, conn)
 
-    def _set(self, track: _Track, conn: Connection, mono: float) -> None:
+    def _set(self, track: _Track, conn: Connection) -> None:
         track.conn = conn
-        track.seen_mono = mono
         self._view[conn.id] = conn
 
-    def _classify(self, record: SocketRecord, age: float | None) -> frozenset:
+    def _classify(self, record: SocketRecord, age: float | None) -> frozenset[Tag]:
         return classify(record, state_age_s=age, thresholds=self.settings.thresholds)
 
     def _schedule_ageing(self, track: _Track) -> None:
@@ -580,21 +589,27 @@ class Tracker:
     ) -> Evidence:
         """The other end's states when both ends are on this host, and destroy notes."""
         note = None if cookie is None else self._destroyed.get(cookie)
-        destroyed = note is not None
-        reset = note is not None and _unacked(note[0]) > 0
-        plain = Evidence(accepted=accepted, destroyed=destroyed, reset=reset)
+        final = None if note is None else note[0]
+        completed = final is not None and (accepted or established_then_closed(final))
+        reset = final is not None and _unacked(final) > 0
+        plain = _PLAIN[accepted, completed, reset]
         if four_tuple is None:
             return plain
-        peer_key = self._by_tuple.get((four_tuple[2], four_tuple[3], four_tuple[0], four_tuple[1]))
-        peer = None if peer_key is None else self._live.get(peer_key) or self._gone.get(peer_key)
+        reverse = (four_tuple[2], four_tuple[3], four_tuple[0], four_tuple[1])
+        fresh_key = self._fresh_by_tuple.get(reverse)
+        if fresh_key is not None:  # the other end is a first sighting of this poll
+            return Evidence(
+                accepted=accepted, peer_now=after[fresh_key], completed=completed, reset=reset
+            )
+        peer = self._by_tuple.get(reverse)
         if peer is None:
             return plain
         before = TcpState.CLOSED if peer.gone_mono is not None else peer.conn.record.state
         return Evidence(
             accepted=accepted,
             peer_before=before,
-            peer_now=after.get(peer_key, before),
-            destroyed=destroyed,
+            peer_now=after.get(peer.key, before),
+            completed=completed,
             reset=reset,
         )
 
@@ -631,21 +646,30 @@ class Tracker:
         """Forget gone connections older than the retention period."""
         expiry = self._expiry
         while expiry and expiry[0][0] <= mono:
-            _, key = expiry.popleft()
-            track = self._gone.get(key)
+            _, conn_id = expiry.popleft()
+            track = self._gone.get(conn_id)
             if track is None or track.gone_mono is None:
                 continue
             if track.gone_mono + self.settings.retention_s > mono:
                 continue
-            del self._gone[key]
+            del self._gone[conn_id]
             conn = track.conn
             if self._by_id.get(conn.id) is track:
                 del self._by_id[conn.id]
                 del self._view[conn.id]
-            if track.tuple is not None and self._by_tuple.get(track.tuple) == key:
+            if track.tuple is not None and self._by_tuple.get(track.tuple) is track:
                 del self._by_tuple[track.tuple]
             if conn.record.state is TcpState.LISTEN:
                 self._drop_listener(conn.record)
+
+
+# Evidence without a local peer: eight values, built once.
+_PLAIN = {
+    (accepted, completed, reset): Evidence(accepted=accepted, completed=completed, reset=reset)
+    for accepted in (False, True)
+    for completed in (False, True)
+    for reset in (False, True)
+}
 
 
 def _unacked(record: SocketRecord) -> int:

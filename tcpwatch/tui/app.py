@@ -27,30 +27,29 @@ from textual.worker import get_current_worker
 
 from tcpwatch.errors import TcpwatchError
 from tcpwatch.filters import FilterError, parse_filter
-from tcpwatch.model import Snapshot, SocketRecord
+from tcpwatch.model import Snapshot
 from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.tags import Tag
 from tcpwatch.textsafe import printable
 from tcpwatch.tracker import Tracker
-from tcpwatch.tui.drill import DrillScreen
+from tcpwatch.tui.drill import DrillScreen, Followed
 from tcpwatch.tui.export import export_view
 from tcpwatch.tui.header import HeaderPanel, Status
 from tcpwatch.tui.help import HelpScreen
 from tcpwatch.tui.table import TAG_STYLE, ConnectionTable
 from tcpwatch.tui.view import Column, TableView, ViewMode, ViewModel, ViewSettings
 
-MAIN_SCREEN_ACTIONS = frozenset(
-    ("filter", "drill", "sort", "reverse", "view", "only", "clear")
-)
+MAIN_SCREEN_ACTIONS = frozenset(("filter", "drill", "sort", "reverse", "view", "only", "clear"))
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 60.0
 INTERVAL_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-TOGGLES: tuple[tuple[str, Tag, str], ...] = (
-    ("l", Tag.LISTENER, "listeners"),
-    ("h", Tag.HALF_OPEN, "half-open"),
-    ("c", Tag.HALF_CLOSED, "half-closed"),
-    ("w", Tag.LINGERING, "lingering"),
-    ("o", Tag.ORPHAN, "orphans"),
+# key, tag, what the key shows, and its short name on the status line
+TOGGLES: tuple[tuple[str, Tag, str, str], ...] = (
+    ("l", Tag.LISTENER, "listeners", "listen"),
+    ("h", Tag.HALF_OPEN, "half-open", "half-open"),
+    ("c", Tag.HALF_CLOSED, "half-closed", "half-closed"),
+    ("w", Tag.LINGERING, "lingering", "linger"),
+    ("o", Tag.ORPHAN, "orphans", "orphan"),
 )
 
 
@@ -61,12 +60,12 @@ class PollSource(Protocol):
 
 
 class Polled(Message):
-    """A poll finished: the new table picture, and the drilled-into connection's record."""
+    """A poll finished: the new table picture, and the open drill-down's new page."""
 
-    def __init__(self, view: TableView, latest: SocketRecord | None) -> None:
+    def __init__(self, view: TableView, page: Followed | None) -> None:
         super().__init__()
         self.view = view
-        self.latest = latest
+        self.page = page
 
 
 class Rebuilt(Message):
@@ -113,7 +112,7 @@ class TcpwatchApp(App[int]):
         Binding("e", "export", "Export"),
         *(
             Binding(key, f"only('{tag.value}')", f"Only {label} (toggle)", show=False)
-            for key, tag, label in TOGGLES
+            for key, tag, label, _short in TOGGLES
         ),
         Binding("escape", "clear", "Clear filter and toggles", show=False),
     ]
@@ -148,18 +147,27 @@ class TcpwatchApp(App[int]):
         self._settings = self.model.settings
         self._wake = threading.Event()
         self._step = False
-        self._watch_id: str | None = None
+        self._stopping = False
+        self._drill: DrillScreen | None = None  # the open drill-down, followed by each poll
         self._message = Text()
+        # Kept, not queried: a poll may land while another screen is on top.
+        self._header = HeaderPanel(id="header")
+        self.table = ConnectionTable(id="table")
+        self._filter_input = Input(
+            placeholder="filter, e.g. port:8080 state:close-wait", id="filter-input"
+        )
+        self._filter_error = Static(id="filter-error")
+        self._status = Static(id="status")
 
     # -- layout ---------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield HeaderPanel(id="header")
-        yield ConnectionTable(id="table")
+        yield self._header
+        yield self.table
         with Vertical(id="bottom"):
-            yield Input(placeholder="filter, e.g. port:8080 state:close-wait", id="filter-input")
-            yield Static(id="filter-error")
-            yield Static(id="status")
+            yield self._filter_input
+            yield self._filter_error
+            yield self._status
         yield Footer()
 
     def on_mount(self) -> None:
@@ -168,6 +176,7 @@ class TcpwatchApp(App[int]):
         self._poll_loop()
 
     def on_unmount(self) -> None:
+        self._stopping = True
         self._wake.set()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -175,10 +184,6 @@ class TcpwatchApp(App[int]):
         if action in MAIN_SCREEN_ACTIONS:
             return not isinstance(self.screen, (DrillScreen, HelpScreen))
         return True
-
-    @property
-    def table(self) -> ConnectionTable:
-        return self.query_one(ConnectionTable)
 
     # -- polling (thread) -------------------------------------------------------------
 
@@ -192,7 +197,7 @@ class TcpwatchApp(App[int]):
             self.post_message(PollFailed(str(error), fatal=True))
             return
         try:
-            while not worker.is_cancelled:
+            while not (worker.is_cancelled or self._stopping):
                 if self.paused and not self._step:
                     self._wake.wait()
                     self._wake.clear()
@@ -204,7 +209,7 @@ class TcpwatchApp(App[int]):
                 except TcpwatchError as error:
                     self.post_message(PollFailed(str(error), fatal=False))
                     snapshot = None
-                    if not worker.is_cancelled:
+                    if not self._stopping:
                         self._wake.wait(self.interval)
                         self._wake.clear()
                     continue
@@ -212,9 +217,11 @@ class TcpwatchApp(App[int]):
                     self.post_message(RecordingEnded())
                     return
                 view = self.model.apply(tracker.update(snapshot))
-                watch_id = self._watch_id
-                latest = tracker.latest(watch_id) if watch_id is not None else None
-                self.post_message(Polled(view, latest))
+                drill = self._drill
+                page = None
+                if drill is not None:
+                    page = drill.prepare(view, tracker.latest(drill.conn.id))
+                self.post_message(Polled(view, page))
                 self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
                 self._wake.clear()
         finally:
@@ -227,13 +234,16 @@ class TcpwatchApp(App[int]):
         self.post_message(Rebuilt(self.model.configure(settings)))
 
     def on_polled(self, message: Polled) -> None:
+        if self._stopping:
+            return
         self.polls += 1
         self._show_view(message.view)
-        screen = self.screen
-        if isinstance(screen, DrillScreen):
-            screen.follow(message.view, message.latest)
+        if message.page is not None and self._drill is not None:
+            self._drill.follow(message.page)
 
     def on_rebuilt(self, message: Rebuilt) -> None:
+        if self._stopping:
+            return
         self._show_view(message.view)
 
     def on_poll_failed(self, message: PollFailed) -> None:
@@ -244,6 +254,8 @@ class TcpwatchApp(App[int]):
         self._say(f"poll failed: {message.text}", error=True)
 
     def on_recording_ended(self, _message: RecordingEnded) -> None:
+        if self._stopping:
+            return
         self.finished = True
         self._say("end of the recording: the last poll stays on screen; q quits")
         self._show_view(self.view, force=True)
@@ -256,7 +268,7 @@ class TcpwatchApp(App[int]):
         status = Status(
             interval=self.interval, paused=self.paused, replay=self.replay, finished=self.finished
         )
-        self.query_one(HeaderPanel).show(view, status)
+        self._header.show(view, status)
         self._show_status()
 
     # -- the status line and the filter bar ---------------------------------------------
@@ -270,15 +282,15 @@ class TcpwatchApp(App[int]):
         line = Text()
         line.append("filter ", "#8a8a8a")
         line.append(settings.filter.text or "(none)", "bold" if settings.filter.text else "")
-        line.append("  only ", "#8a8a8a")
-        for key, tag, label in TOGGLES:
+        line.append("  only", "#8a8a8a")
+        for key, tag, _label, short in TOGGLES:
             on = tag in settings.only
-            line.append(f" {key}:{label} ", TAG_STYLE[tag] + " reverse" if on else "#6c6c6c")
+            line.append(f" {key}:{short}", TAG_STYLE[tag] + " reverse" if on else "#6c6c6c")
         line.append(f"  sort {settings.sort.value}{' ▼' if settings.descending else ''}", "#8a8a8a")
         if self._message:
             line.append("  ")
             line.append_text(self._message)
-        self.query_one("#status", Static).update(line)
+        self._status.update(line)
 
     def _apply(self, settings: ViewSettings) -> None:
         self._settings = settings
@@ -286,7 +298,7 @@ class TcpwatchApp(App[int]):
         self._rebuild(settings)
 
     def action_filter(self) -> None:
-        field = self.query_one("#filter-input", Input)
+        field = self._filter_input
         field.value = self._settings.filter.text
         field.add_class("editing")
         field.focus()
@@ -295,23 +307,23 @@ class TcpwatchApp(App[int]):
         try:
             parsed = parse_filter(event.value)
         except FilterError as error:
-            self.query_one("#filter-error", Static).update(
+            self._filter_error.update(
                 Text(f"✗ {printable(str(error))} (the previous filter stays)")
             )
             return
-        self.query_one("#filter-error", Static).update("")
+        self._filter_error.update("")
         self._close_filter()
         self._apply(replace(self._settings, filter=parsed))
 
     def _close_filter(self) -> None:
-        field = self.query_one("#filter-input", Input)
+        field = self._filter_input
         field.remove_class("editing")
         self.table.focus()
 
     def action_clear(self) -> None:
-        field = self.query_one("#filter-input", Input)
+        field = self._filter_input
         if field.has_class("editing"):
-            self.query_one("#filter-error", Static).update("")
+            self._filter_error.update("")
             self._close_filter()
             return
         self._apply(replace(self._settings, filter=parse_filter(""), only=frozenset()))
@@ -376,14 +388,11 @@ class TcpwatchApp(App[int]):
         if conn is None:
             self._say("select a connection first (a heading row has nothing to explain)")
             return
-        self._watch_id = conn.id
-        self.push_screen(
-            DrillScreen(conn, self.view, host=self.host_settings, lang=self.lang),
-            callback=self._drill_closed,
-        )
+        self._drill = DrillScreen(conn, self.view, host=self.host_settings, lang=self.lang)
+        self.push_screen(self._drill, callback=self._drill_closed)
 
     def _drill_closed(self, _result: None) -> None:
-        self._watch_id = None
+        self._drill = None
 
     def on_connection_table_opened(self, _message: ConnectionTable.Opened) -> None:
         self.action_drill()
@@ -427,7 +436,7 @@ class TcpwatchApp(App[int]):
             ("Keys", "Every key (?)", self.action_help),
         ):
             yield SystemCommand(title, help_text, action)
-        for key, tag, label in TOGGLES:
+        for key, tag, label, _short in TOGGLES:
             yield SystemCommand(
                 f"Toggle: only {label}",
                 f"Show connections tagged {tag.value} ({key})",

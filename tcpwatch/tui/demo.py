@@ -108,7 +108,7 @@ class BusyHost:
         self._timewait: dict[int, float] = {}  # cookie -> when it expires (fake clock)
         self._proxy: list[tuple[int, int]] = []  # (nginx side, java side) cookie pairs
         self._fin_wait2: dict[int, float] = {}  # nginx side of a leaked pair -> expiry
-        self._ticking: list[int] = []  # retransmitting sockets: timers count down, re-arm
+        self._ticking: dict[int, int] = {}  # retransmitting socket -> its current timeout (ms)
         self._polls = 0
         self._build()
 
@@ -190,15 +190,14 @@ class BusyHost:
         self._add(TcpState.LISTEN, (any6, 22), (any6, 0), _SSHD, send_q=128)
         self._add(TcpState.LISTEN, (any4, 9000), (any4, 0), _HOSTILE, send_q=4096)
         for _ in range(3):
-            self._ticking.append(
-                self._add(
-                    TcpState.SYN_RECV,
-                    (any4, 443),
-                    self._client_address(),
-                    None,
-                    timer=Timer(TimerName.RETRANSMIT, 1_900, 1),
-                )
+            cookie = self._add(
+                TcpState.SYN_RECV,
+                (any4, 443),
+                self._client_address(),
+                None,
+                timer=Timer(TimerName.RETRANSMIT, 1_900, 1),
             )
+            self._ticking[cookie] = 2_000
         for _ in range(self._clients):
             self._new_client()
         for _ in range(4):
@@ -254,7 +253,7 @@ class BusyHost:
             timer=Timer(TimerName.PERSIST, 12_000, 4),
         )
         self._add(TcpState.ESTABLISHED, ("10.0.0.5", 9000), self._client_address(), _HOSTILE)
-        self._ticking.extend((syn_sent, dead_peer, orphan))
+        self._ticking.update({syn_sent: 8_000, dead_peer: 25_600, orphan: 12_000})
 
     def _new_client(self) -> None:
         cookie = self._add(
@@ -311,17 +310,18 @@ class BusyHost:
     # -- one poll's worth of change ---------------------------------------------------
 
     def _tick(self) -> None:
-        """Retransmission-style timers count down; at zero they re-arm, doubled, +1 retry."""
-        for cookie in self._ticking:
+        """Retransmission-style timers count down; at zero they re-arm with a doubled
+        timeout and one more retry, as the kernel's exponential backoff does."""
+        for cookie, rto_ms in self._ticking.items():
             record = self._socks[cookie]
             timer = record.timer
             if timer is None:
                 continue
             left = timer.expires_ms - int(self._step * 1000)
             if left <= 0:
-                timer = Timer(
-                    timer.name, min(120_000, (timer.expires_ms + 1) * 2), timer.retrans + 1
-                )
+                rto_ms = min(120_000, rto_ms * 2)
+                self._ticking[cookie] = rto_ms
+                timer = Timer(timer.name, rto_ms + left % rto_ms, timer.retrans + 1)
             else:
                 timer = Timer(timer.name, left, timer.retrans)
             self._socks[cookie] = replace(record, timer=timer)

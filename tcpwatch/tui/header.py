@@ -97,9 +97,9 @@ class HeaderPanel(Widget):
                 text.append(" (n: next poll)", "#d7af00")
         else:
             text.append("  ● live" if not status.replay else "  ▶ replay", "bold green")
-        text.append(f"   {compact(view.live)} connections, {compact(len(view.rows))} rows", "")
-        settings = view.settings
-        text.append(f"  view: {settings.mode.value}", "#8a8a8a")
+        text.append(f"  {compact(view.live)} conns", "bold")
+        text.append(f" {compact(len(view.rows))} rows", "#8a8a8a")
+        text.append(f" · {view.settings.mode.value}", "#8a8a8a")
         text.append("\n")
         self._counts(text, view)
         if snapshot is not None:

@@ -50,7 +50,7 @@ def help_text(sections: Iterable[tuple[str, Iterable[Binding]]]) -> Text:
     for title, bindings in sections:
         out.append(f"\n{title}\n", "bold")
         for binding in bindings:
-            out.append(f"  {_key_names(binding):<22}", "bold #d7af00")
+            out.append(f"  {_key_names(binding):<28}", "bold #d7af00")
             out.append(f"{binding.description}\n")
     out.append("\nRow colours\n", "bold")
     for label, style in LEGEND:

@@ -76,11 +76,11 @@ class ColumnSpec:
 
 COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec(Column.STATE, "State", 11, 11, 0),
-    ColumnSpec(Column.LOCAL, "Local", 15, 47, 0),
-    ColumnSpec(Column.REMOTE, "Remote", 15, 47, 0),
+    ColumnSpec(Column.LOCAL, "Local", 20, 47, 0),
+    ColumnSpec(Column.REMOTE, "Remote", 20, 47, 0),
     ColumnSpec(Column.RECV_Q, "Recv-Q", 6, 6, 0, right=True),
     ColumnSpec(Column.SEND_Q, "Send-Q", 6, 6, 0, right=True),
-    ColumnSpec(Column.TIMER, "Timer", 11, 12, 4),
+    ColumnSpec(Column.TIMER, "Timer", 11, 15, 4),
     ColumnSpec(Column.AGE, "In state", 8, 8, 2),
     ColumnSpec(Column.PROCESS, "Process", 10, 26, 1),
     ColumnSpec(Column.TAGS, "Tags", 11, 26, 3),
@@ -100,18 +100,17 @@ def layout(width: int, mode: ViewMode) -> list[tuple[ColumnSpec, int]]:
     widths = {s.column: s.minimum for s in specs}
     widths[Column.STATE] += extra_state
     spare = width - need(specs)
-    growable = [s for s in specs if s.maximum > s.minimum]
-    while spare > 0 and growable:
-        for spec in list(growable):
-            if spare <= 0:
-                break
-            if widths[spec.column] >= spec.maximum + (
-                extra_state if spec.column is Column.STATE else 0
-            ):
-                growable.remove(spec)
-                continue
-            widths[spec.column] += 1
-            spare -= 1
+    for spec in sorted(specs, key=lambda s: s.column in (Column.LOCAL, Column.REMOTE)):
+        if spec.column in (Column.LOCAL, Column.REMOTE):
+            break
+        grow = min(spare, spec.maximum - spec.minimum)
+        widths[spec.column] += grow
+        spare -= grow
+    addresses = [s for s in specs if s.column in (Column.LOCAL, Column.REMOTE)]
+    for n, spec in enumerate(addresses):
+        grow = min(spec.maximum - spec.minimum, spare // (len(addresses) - n))
+        widths[spec.column] += grow
+        spare -= grow
     return [(s, widths[s.column]) for s in specs]
 
 
@@ -154,7 +153,9 @@ def fmt_timer(conn: Connection, elapsed: float = 0.0) -> str:
 
 def fmt_age(conn: Connection, now: float) -> str:
     if conn.gone_at is not None:
-        return fmt_duration(now - conn.gone_at)
+        return f"gone {int(now - conn.gone_at)}s"
+    if conn.state_since is not None and now - conn.state_since < 1:
+        return "<1s"
     if conn.state_since is None:  # it was in this state before tcpwatch first saw it
         seen = now - conn.first_seen
         return "new" if seen < 1 else fmt_duration(seen) + "+"
@@ -209,7 +210,8 @@ def cell_text(
     elif column is Column.SEND_Q:
         text = Text(str(record.send_q))
     elif column is Column.TIMER:
-        text = Text(fmt_timer(conn, now - view.seen.get(conn.id, now)))
+        gone = conn.gone_at is not None
+        text = Text("" if gone else fmt_timer(conn, now - view.seen.get(conn.id, now)))
     elif column is Column.AGE:
         text = Text(fmt_age(conn, now))
     elif column is Column.PROCESS:

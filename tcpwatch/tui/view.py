@@ -23,6 +23,7 @@ from tcpwatch.filters import Filter, parse_filter
 from tcpwatch.model import Connection, Delta, Snapshot
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
+from tcpwatch.textsafe import printable
 
 FLASH_SECONDS = 2.0  # how long a new or changed row stays highlighted
 GONE_SECONDS = 5.0  # how long a gone row stays on screen, in red
@@ -163,46 +164,44 @@ def _since(conn: Connection) -> float:
     return conn.state_since if conn.state_since is not None else conn.first_seen - 1e9
 
 
-def sort_key(column: Column) -> Callable[[Connection, float], Any]:
-    """The key function for one column, given a connection and when its record was seen.
+def tie_key(c: Connection) -> tuple[Any, ...]:
+    """The 4-tuple in numeric order, then the id: what breaks ties in every sort order."""
+    r = c.record
+    local, remote = address_key(r.local.address), address_key(r.remote.address)
+    return (*local, r.local.port, *remote, r.remote.port, c.id)
 
-    Ties are broken by the 4-tuple. Timers sort by when they expire, which stays right
-    while the tracker keeps a counting-down timer's old record.
+
+def sort_key(column: Column) -> Callable[[Connection, float, tuple[Any, ...]], Any]:
+    """The key function for one column: given a connection, when its record was seen, and
+    its `tie_key` (cached by the caller: a new sort order must not re-parse 50k addresses).
+
+    Timers sort by when they expire, which stays right while the tracker keeps a
+    counting-down timer's old record.
     """
-
-    def tie(c: Connection) -> tuple[Any, ...]:
-        r = c.record
-        return (
-            address_key(r.local.address),
-            r.local.port,
-            address_key(r.remote.address),
-            r.remote.port,
-            c.id,
-        )
-
-    keys: dict[Column, Callable[[Connection, float], Any]] = {
-        Column.STATE: lambda c, _: (STATE_ORDER[c.state], tie(c)),
-        Column.LOCAL: lambda c, _: tie(c),
-        Column.REMOTE: lambda c, _: (
-            address_key(c.record.remote.address),
-            c.record.remote.port,
-            tie(c),
-        ),
-        Column.RECV_Q: lambda c, _: (c.record.recv_q, tie(c)),
-        Column.SEND_Q: lambda c, _: (c.record.send_q, tie(c)),
-        Column.TIMER: lambda c, seen: (
+    # Flat tuples: at 50k rows the sort's comparisons dominate, and flat ones are cheaper.
+    keys: dict[Column, Callable[[Connection, float, tuple[Any, ...]], Any]] = {
+        Column.STATE: lambda c, _, tie: (STATE_ORDER[c.state], *tie),
+        Column.LOCAL: lambda c, _, tie: tie,
+        Column.REMOTE: lambda c, _, tie: (*tie[3:6], *tie),
+        Column.RECV_Q: lambda c, _, tie: (c.record.recv_q, *tie),
+        Column.SEND_Q: lambda c, _, tie: (c.record.send_q, *tie),
+        Column.TIMER: lambda c, seen, tie: (
             c.record.timer is None,
             0.0 if c.record.timer is None else seen + c.record.timer.expires_ms / 1000,
-            tie(c),
+            *tie,
         ),
-        Column.AGE: lambda c, _: (-_since(c), tie(c)),
-        Column.PROCESS: lambda c, _: (
+        Column.AGE: lambda c, _, tie: (-_since(c), *tie),
+        Column.PROCESS: lambda c, _, tie: (
             c.process is None,
             "" if c.process is None else c.process.name.lower(),
             0 if c.process is None else c.process.pid,
-            tie(c),
+            *tie,
         ),
-        Column.TAGS: lambda c, _: (-len(c.tags), sorted(t.value for t in c.tags), tie(c)),
+        Column.TAGS: lambda c, _, tie: (
+            -len(c.tags),
+            ",".join(sorted(t.value for t in c.tags)),
+            *tie,
+        ),
     }
     return keys[column]
 
@@ -230,6 +229,7 @@ class ViewModel:
         self._flash: dict[str, tuple[Flash, float]] = {}
         self._gone: dict[str, float] = {}  # shown gone ids -> when they leave the screen
         self._seen: dict[str, float] = {}
+        self._ties: dict[str, tuple[Any, ...]] = {}
         self._states: Counter[str] = Counter()
         self._tags: Counter[str] = Counter()
         self._history: deque[Mapping[str, int]] = deque(maxlen=HISTORY_SAMPLES)
@@ -254,8 +254,10 @@ class ViewModel:
                 self._flash.pop(cid, None)
                 self._gone.pop(cid, None)
                 self._seen.pop(cid, None)
+                self._ties.pop(cid, None)
             for cid in touched:
                 self._seen[cid] = now
+                self._ties[cid] = tie_key(conns[cid])
                 old = prev.get(cid)
                 if old is not None:
                     self._count(old, -1)
@@ -291,13 +293,24 @@ class ViewModel:
     def configure(self, settings: ViewSettings) -> TableView:
         """Apply new settings: every connection is filtered and keyed again."""
         with self._lock:
-            self._settings = settings
+            old, self._settings = self._settings, settings
             self._key = sort_key(settings.sort)
-            self._keys.clear()
-            self._gone.clear()
             now = self._snapshot.taken_at if self._snapshot is not None else 0.0
-            for cid, conn in self._conns.items():
-                self._update_one(cid, conn, now)
+            same_rows = (settings.filter, settings.only) == (old.filter, old.only)
+            if same_rows and settings.sort is old.sort:
+                if settings.descending != old.descending:
+                    self._order.reverse()
+                return self._publish()
+            if same_rows:  # a new order of the same rows: re-key from the cached ties
+                conns, seen, ties, key = self._conns, self._seen, self._ties, self._key
+                self._keys = {
+                    cid: key(conns[cid], seen.get(cid, now), ties[cid]) for cid in self._keys
+                }
+            else:
+                self._keys.clear()
+                self._gone.clear()
+                for cid, conn in self._conns.items():
+                    self._update_one(cid, conn, now)
             self._order = sorted(
                 self._keys, key=self._keys.__getitem__, reverse=settings.descending
             )
@@ -330,7 +343,7 @@ class ViewModel:
                 self._gone[cid] = leave
         was_shown = cid in self._keys
         if shown:
-            self._keys[cid] = self._key(conn, self._seen.get(cid, now))
+            self._keys[cid] = self._key(conn, self._seen.get(cid, now), self._ties[cid])
         elif was_shown:
             del self._keys[cid]
             self._gone.pop(cid, None)
@@ -387,12 +400,14 @@ class ViewModel:
                 other.append(cid)
             else:
                 members[owner].append(cid)
-        local = sort_key(Column.LOCAL)
-        ordered = sorted(members, key=lambda cid: local(conns[cid], 0.0))
+        ordered = sorted(members, key=self._ties.__getitem__)
         rows: list[str] = []
         for lid in ordered:
             if not members[lid] and lid not in self._keys:
                 continue
+            heading = f"{GROUP_PREFIX}listener:{lid}"
+            groups[heading] = _listener_heading(conns[lid], [conns[c] for c in members[lid]])
+            rows.append(heading)
             rows.append(lid)
             for cid in members[lid]:
                 depth[cid] = 1
@@ -424,13 +439,31 @@ class ViewModel:
             if first is None:
                 groups[heading] = f"no owner (TIME_WAIT, orphans, other users): {summary}"
             else:
-                user = f", user {first.user}" if first.user else ""
-                groups[heading] = f"{first.name} (pid {first.pid}{user}): {summary}"
+                user = f", user {printable(first.user)}" if first.user else ""
+                groups[heading] = f"{printable(first.name)} (pid {first.pid}{user}): {summary}"
             rows.append(heading)
             for cid in ids:
                 depth[cid] = 1
             rows.extend(ids)
         return tuple(rows)
+
+
+def _listener_heading(listener: Connection, members: list[Connection]) -> str:
+    """`*:443 nginx (pid 1201): accept queue 3 of backlog 511, 40 accepted, 2 SYN_RECV`."""
+    record = listener.record
+    address = "*" if _wildcard(record.local.address) else printable(record.local.address)
+    if ":" in address:
+        address = f"[{address}]"
+    owner = (
+        ""
+        if listener.process is None
+        else (f" {printable(listener.process.name)} (pid {listener.process.pid})")
+    )
+    syn_recv = sum(1 for m in members if m.record.state is TcpState.SYN_RECV)
+    return (
+        f"{address}:{record.local.port}{owner}: accept queue {record.recv_q} of backlog "
+        f"{record.send_q}, {len(members) - syn_recv} accepted, {syn_recv} SYN_RECV"
+    )
 
 
 def listener_members(

@@ -20,14 +20,20 @@ Methods (whole process = fork/exec to exit, output to /dev/null):
   call alone as timed by that process.
 - steady-state poll: in this process, a `Poller` from `open_poller(netns=...)` and a
   `Tracker`, warmed up once; each round times poll + update, with the dump's receive and
-  parse times, the owner resolution and the tracker update broken out.
+  parse times, the owner resolution and the tracker update broken out. A second row
+  times the same after --churn pairs were closed (RST) and reconnected, so the owner
+  cache has new sockets to find in processes whose fd count did not change.
 - one-shot poll in-process: `open_poller` + first poll (cold owner cache).
 - kernel receive: the same sock_diag dump requests read into a buffer with no parsing:
   what the kernel itself costs.
 
-Options: --repeat N, --once N (0: skip), --holders N, --background N, --only NAME...
-(substring match on method names), --profile (cProfile of the steady-state poll at the
-largest size), --json FILE (raw results).
+Options: --repeat N, --once N (0: skip), --churn N, --holders N, --background N,
+--only WORD... (methods whose names contain a word), --profile (cProfile of the
+steady-state poll at the largest size), --json FILE (raw samples), --hold SECONDS (only
+build the sockets and keep them, to profile by hand in the printed namespace).
+
+The owner scans (`ss -p`, psutil, tcpwatch) read every process's fds on the whole host, so
+other busy processes change their cost: run on a quiet machine, and compare rows of one run.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ POLL_RECV = "  of which: dump, kernel receive"
 POLL_PARSE = "  of which: dump, parse"
 POLL_OWNERS = "  of which: owners"
 POLL_TRACKER = "  of which: tracker update"
+POLL_CHURN = "tcpwatch steady poll + diff, {churn} pairs replaced before it"
+POLL_CHURN_OWNERS = "  of which: owners (new sockets to find)"
 ONESHOT = "tcpwatch open_poller + first poll (in-process, cold)"
 KERNEL = "kernel receive only (raw sock_diag dump)"
 PARSE_CAPTURED = "parse only: DumpParser.feed on a captured dump"
@@ -264,7 +272,12 @@ class Bench:
     ns: farm.Namespace
     sock_farm: farm.SocketFarm
     only: list[str]
+    churn: int = 0
     results: dict[int, dict[str, Samples]] = field(default_factory=dict)
+
+    @property
+    def poll_churn(self) -> str:
+        return POLL_CHURN.format(churn=self.churn)
 
     def wanted(self, name: str) -> bool:
         return not self.only or any(part in name for part in self.only)
@@ -290,15 +303,30 @@ class Bench:
             return {"wall": seconds}
 
         def steady() -> dict:
+            # Untimed first: catch up with whatever changed since this poller's last poll
+            # (other methods ran meanwhile), so the timed poll sees only the TIME_WAIT
+            # top-up: the steady state of a poll that follows another one.
+            tw.steady()
             parts = tw.steady()
             return {"wall": parts.pop("total"), **parts}
 
         def oneshot() -> dict:
             return {"wall": tw.oneshot()}
 
+        def steady_churn() -> dict:
+            tw.steady()  # untimed: caught up, then exactly --churn pairs replaced
+            self.sock_farm.churn(self.churn, abort=True)
+            parts = tw.steady()
+            return {
+                "wall": parts.pop("total"),
+                "cpu": parts["cpu"],
+                "owners_churn": parts["owners"],
+            }
+
         chunks = diag.capture()
 
         def parse_captured() -> dict:
+            gc.collect()  # this process's garbage is not the parser's cost
             start = time.perf_counter()
             cpu0 = time.process_time()
             count = tw.parse(chunks)
@@ -323,6 +351,8 @@ class Bench:
         ]
         if tw.poller is not None:
             table.append((POLL, steady))
+            if self.churn:
+                table.append((self.poll_churn, steady_churn))
             table.append((ONESHOT, oneshot))
         if tw.parser is not None:
             table.append((PARSE_CAPTURED, parse_captured))
@@ -348,6 +378,7 @@ class Bench:
                     samples[name] = Samples()
                 for part in (POLL_RECV, POLL_PARSE, POLL_OWNERS, POLL_TRACKER, PSUTIL_CALL):
                     samples[part] = Samples()
+                samples[POLL_CHURN_OWNERS] = Samples()
                 for round_ in range(repeat):
                     shift = round_ % len(methods)
                     for name, fn in methods[shift:] + methods[:shift]:
@@ -363,6 +394,8 @@ class Bench:
                         samples[name].add(data["wall"], data.get("cpu"))
                         if "call" in data:
                             samples[PSUTIL_CALL].add(data["call"])
+                        if "owners_churn" in data:
+                            samples[POLL_CHURN_OWNERS].add(data["owners_churn"])
                         for key, part in (
                             ("recv", POLL_RECV),
                             ("parse", POLL_PARSE),
@@ -393,6 +426,20 @@ class Bench:
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
         print("\n### cProfile of 3 steady-state polls (by own time)\n")
         print(out.getvalue())
+        self.sock_farm.top_up()
+        stats = Path(f"/tmp/tcpwatch-bench-snapshot-{os.getpid()}.prof")
+        argv = [sys.executable, "-m", "cProfile", "-o", str(stats)]
+        argv += ["-m", "tcpwatch", "snapshot", "--json"]
+        try:
+            run_process(argv, self.ns.preexec())
+            out = io.StringIO()
+            pstats.Stats(str(stats), stream=out).sort_stats("cumulative").print_stats(30)
+            print("\n### cProfile of `tcpwatch snapshot --json` (cumulative)\n")
+            print(out.getvalue())
+        except RuntimeError as error:
+            print(f"\ncProfile of snapshot --json failed: {error}")
+        finally:
+            stats.unlink(missing_ok=True)
 
     def once(self, size: int) -> dict[str, float | str]:
         """One run of each method at `size`: it must work; slower is acceptable."""
@@ -427,7 +474,19 @@ def fmt(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
 
 
-def markdown(results: dict[int, dict[str, Samples]], cpu: bool = False) -> str:
+def row_order(name: str) -> int:
+    """Whole processes first, then tcpwatch in-process with its parts under it."""
+    order = [SS_TAN, SS_TANP, SNAPSHOT, SNAPSHOT_OUTSIDE, PSUTIL, PSUTIL_CALL, POLL]
+    order += [POLL_RECV, POLL_PARSE, POLL_OWNERS, POLL_TRACKER, "churn", POLL_CHURN_OWNERS]
+    order += [ONESHOT, KERNEL, PARSE_CAPTURED]
+    if name.startswith(POLL_CHURN.split("{")[0]):
+        return order.index("churn")
+    return order.index(name) if name in order else len(order)
+
+
+def markdown(
+    results: dict[int, dict[str, Samples]], cpu: bool = False, with_min: bool = True
+) -> str:
     """Rows: methods; columns: sizes; cells: median (min) wall time, or CPU time."""
     sizes = sorted(results)
     names: list[str] = []
@@ -435,6 +494,7 @@ def markdown(results: dict[int, dict[str, Samples]], cpu: bool = False) -> str:
         for name in results[size]:
             if name not in names:
                 names.append(name)
+    names.sort(key=row_order)
     head = "| method | " + " | ".join(f"{size // 1000}k sockets" for size in sizes) + " |"
     rule = "|---|" + "---:|" * len(sizes)
     rows = [head, rule]
@@ -448,8 +508,10 @@ def markdown(results: dict[int, dict[str, Samples]], cpu: bool = False) -> str:
                 cells.append("failed")
             elif cpu and not s.cpu:
                 cells.append("–")
-            else:
+            elif with_min:
                 cells.append(f"{fmt(s.median(cpu))} (min {fmt(s.min(cpu))})")
+            else:
+                cells.append(fmt(s.median(cpu)))
         label = name.replace("  of which: ", "&nbsp;&nbsp;↳ ")
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -510,6 +572,12 @@ def main() -> int:
     parser.add_argument("--once", type=int, default=100000, help="one run at this size (0: skip)")
     parser.add_argument("--holders", type=int, default=6)
     parser.add_argument("--background", type=int, default=300)
+    parser.add_argument(
+        "--churn",
+        type=int,
+        default=100,
+        help="pairs replaced before each timed churn poll (0: no churn row)",
+    )
     parser.add_argument("--only", nargs="*", default=[], help="substrings of method names")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", type=Path, help="write raw results here")
@@ -533,7 +601,8 @@ def main() -> int:
         f"{args.repeat} interleaved rounds per size"
     )
     gc.collect()
-    once: dict[str, float | str] = {}
+    bench: Bench | None = None
+    status = 0
     try:
         with (
             farm.Namespace() as ns,
@@ -543,38 +612,55 @@ def main() -> int:
             if args.hold:
                 hold(sock_farm, sizes[-1], args.hold)
                 return 0
-            bench = Bench(ns, sock_farm, args.only)
+            bench = Bench(ns, sock_farm, args.only, args.churn)
             for size in sizes:
                 bench.measure(size, args.repeat, args.profile and size == sizes[-1])
+            report(bench, sizes, args.json)
             if args.once:
-                once = bench.once(args.once)
+                report_once(bench, args.once)
     except KeyboardInterrupt:
         print("\ninterrupted; namespace and processes cleaned up", file=sys.stderr)
-        return 130
-    print("\n## Results (median, and minimum, of interleaved runs)\n")
+        status = 130
+    if status and bench is not None and bench.results:
+        report(bench, sorted(bench.results), args.json)
+    return status
+
+
+def report(bench: Bench, sizes: list[int], json_path: Path | None) -> None:
+    """The tables, the target checks and any failures; the raw samples to `json_path`."""
+    print("\n## For the README: median wall time of interleaved runs\n")
+    print(markdown(bench.results, with_min=False))
+    print("\n## Wall time (median, and minimum)\n")
     print(markdown(bench.results))
     print("\n## CPU time, user + system (median, and minimum; – where not measured)\n")
     print(markdown(bench.results, cpu=True))
     for size in sizes:
         print()
         print("\n".join(targets(size, bench.results[size])))
-    if once:
-        print(f"\nOne run at {args.once // 1000}k sockets:")
-        for name, value in once.items():
-            print(f"- {name}: {value if isinstance(value, str) else fmt(value)}")
     for size in sizes:
         for name, s in bench.results[size].items():
             if s.error:
                 print(f"\nnote: {name} at {size}: {s.error}")
-    if args.json:
+    if json_path:
         raw = {
             str(size): {
                 name: {"wall": s.wall, "cpu": s.cpu, "error": s.error} for name, s in res.items()
             }
             for size, res in bench.results.items()
         }
-        args.json.write_text(json.dumps({"sizes": raw, "once": once}, indent=1))
-    return 0
+        json_path.write_text(json.dumps(raw, indent=1))
+    sys.stdout.flush()
+
+
+def report_once(bench: Bench, size: int) -> None:
+    try:
+        once = bench.once(size)
+    except (RuntimeError, OSError) as error:
+        print(f"\nOne run at {size // 1000}k sockets: FAILED to set up: {error}")
+        return
+    print(f"\nOne run at {size // 1000}k sockets:")
+    for name, value in once.items():
+        print(f"- {name}: {value if isinstance(value, str) else fmt(value)}")
 
 
 if __name__ == "__main__":

@@ -176,6 +176,11 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=5, help="presses per key test")
     parser.add_argument("--holders", type=int, default=6)
     parser.add_argument("--background", type=int, default=300)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the TUI with py-spy during the CPU period and list the hot functions",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_tui: needs root (network namespaces)")
@@ -226,6 +231,7 @@ def measure_cpu(
     while time.monotonic() < warm_until:  # a few polls to settle caches; churn meanwhile
         sock_farm.churn(args.churn)
         time.sleep(1)
+    spy = start_py_spy(pid, args.seconds) if args.profile else None
     cpu0, wall0, bytes0 = cpu_seconds(pid), time.monotonic(), screen.total
     rss = [rss_mib(pid)]
     per_second: list[float] = []
@@ -253,6 +259,54 @@ def measure_cpu(
         f"(samples: {', '.join(f'{r:.0f}' for r in rss)})"
     )
     print(f"- terminal output: {(screen.total - bytes0) / (wall1 - wall0) / 1024:.0f} KiB/s")
+    if spy is not None:
+        report_py_spy(*spy)
+
+
+def start_py_spy(pid: int, seconds: float) -> tuple[subprocess.Popen[bytes], Path] | None:
+    """py-spy sampling the TUI (all threads, idle excluded) for the CPU period."""
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        print("--profile: py-spy not found next to the interpreter (pip install py-spy)")
+        return None
+    out = Path(f"/tmp/tcpwatch-bench-tui-{os.getpid()}.txt")
+    argv = [str(exe), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50"]
+    argv += ["--nonblocking", "-f", "raw", "-o", str(out)]
+    spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return spy, out
+
+
+def report_py_spy(spy: subprocess.Popen[bytes], out: Path, top: int = 20) -> None:
+    """Functions by share of samples: own time (leaf frames) and inclusive time."""
+    try:
+        spy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
+    if not out.exists():
+        print("py-spy wrote nothing")
+        return
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [f.strip() for f in stack.split(";")]
+        total += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    out.unlink()
+    if not total:
+        print("py-spy took no samples")
+        return
+    for title, table in (("own time", own), ("inclusive", inclusive)):
+        print(f"\npy-spy, {title} (% of {total} non-idle samples):")
+        for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"  {100 * count / total:5.1f} %  {frame}")
 
 
 def measure_keys(

@@ -266,27 +266,34 @@ class _Holder:
 
     def handle(self, cmd: dict) -> dict:
         op = cmd["op"]
-        if op == "pairs":
+        if op == "pairs" and cmd.get("time_wait"):
+            # Active close by the client: the client end becomes a TIME_WAIT minisocket.
+            # Batch by batch, so the open sockets never exceed RLIMIT_NOFILE.
+            left = cmd["n"]
+            while left > 0:
+                made = self.pairs(min(left, 1024), cmd["port"], 0, cmd["source_net"])
+                for client, _ in made:
+                    client.close()
+                for _, server in made:
+                    server.close()
+                left -= len(made)
+        elif op == "pairs":
             made = self.pairs(cmd["n"], cmd["port"], cmd.get("v6_every", 0), cmd["source_net"])
             if cmd.get("half_close"):
                 # Client FIN_WAIT2 (not orphaned, so it stays), server CLOSE_WAIT.
                 for client, _ in made:
                     client.shutdown(socket.SHUT_WR)
-            if cmd.get("time_wait"):
-                # Active close by the client: the client end becomes a TIME_WAIT minisocket.
-                for client, _ in made:
-                    client.close()
-                for _, server in made:
-                    server.close()
-            elif cmd.get("half_close"):
                 self.keep.extend(s for pair in made for s in pair)
             else:
                 self.established.extend(made)
         elif op == "churn":
             # Close the n oldest pairs (the client first, so it lingers in TIME_WAIT) and
             # connect n new ones: births, state changes and deaths, at a constant total.
+            linger = struct.pack("ii", 1, 0)
             for _ in range(min(cmd["n"], len(self.established))):
                 client, server = self.established.popleft()
+                if cmd.get("abort"):  # RST instead of FIN: no TIME_WAIT left behind
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
                 client.close()
                 server.close()
             self.established.extend(
@@ -481,14 +488,19 @@ class SocketFarm:
         self.top_up(force=True)
         return comp
 
-    def churn(self, n: int) -> None:
-        """Replace about n established pairs, spread over the holders (TIME_WAIT grows)."""
+    def churn(self, n: int, abort: bool = False) -> None:
+        """Replace about n established pairs, spread over the holders.
+
+        Each closed pair leaves a TIME_WAIT socket, unless `abort` (closed with RST).
+        """
         commands: list[tuple[_Proc, dict]] = []
         for i, proc in enumerate(self._procs):
             share = n // self.holders + (1 if i < n % self.holders else 0)
             if share:
                 net = f"127.0.{10 + i}"
-                cmd = dict(op="churn", n=share, port=20000 + i, v6_every=10, source_net=net)
+                cmd = dict(
+                    op="churn", n=share, port=20000 + i, v6_every=10, source_net=net, abort=abort
+                )
                 commands.append((proc, cmd))
         self._broadcast(commands)
 
@@ -549,13 +561,15 @@ class SocketFarm:
 
 
 def raise_signals_as_exit() -> None:
-    """SIGTERM/SIGHUP unwind like Ctrl-C, so namespaces and holders are always cleaned up."""
+    """SIGTERM/SIGHUP/SIGINT unwind as KeyboardInterrupt: namespace and holders are cleaned up."""
 
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
+    # Also when started with SIGINT ignored (e.g. in the background of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":

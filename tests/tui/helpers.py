@@ -23,9 +23,11 @@ def busy_app(
     clients: int = 24,
     interval: float = 1.0,
     start_paused: bool = True,
+    step: float = 1.0,
 ) -> TcpwatchApp:
-    """The app over a fresh fake busy host, paused: each `n` is exactly one poll."""
-    source = BusyHost(clients=clients)
+    """The app over a fresh fake busy host, paused: each `n` is exactly one poll, `step`
+    seconds of fake time later."""
+    source = BusyHost(clients=clients, step=step)
     return TcpwatchApp(
         lambda: source,
         interval=interval,

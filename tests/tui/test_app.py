@@ -193,10 +193,13 @@ async def test_drill_down_listener() -> None:
 
 
 async def test_drill_down_close_wait_leak() -> None:
-    app = busy_app()
+    app = busy_app(step=10.0)
     async with app.run_test(size=(120, 40)) as pilot:
-        await step(pilot, 3)
-        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT and c.process is not None)
+        await step(pilot, 4)
+        leak = min(  # the oldest: in CLOSE_WAIT since before the first poll
+            (c for c in _rows(app) if c.record.state is TcpState.CLOSE_WAIT),
+            key=lambda c: c.state_since or 0.0,
+        )
         text = await _drill(pilot, app, leak)
         assert "CLOSE_WAIT leak in" in text and "java" in text
         assert "[F.]" in text and "Ladder" in text
@@ -301,6 +304,9 @@ async def test_help_lists_every_key_and_palette_offers_every_action() -> None:
         await step(pilot)
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        app.action_step()  # a poll landing under the help screen updates the table behind it
+        await until(pilot, lambda: app.polls == 2, "a poll under the help screen")
+        assert app.table.view is app.view
         text = plain(app.screen.query_one("Static").content)
         for binding in TcpwatchApp.BINDINGS:
             assert binding.description in text
