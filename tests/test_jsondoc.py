@@ -25,6 +25,7 @@ from tcpwatch.outputs.jsondoc import (
     connection_json,
     iso,
     snapshot_document,
+    snapshot_json_text,
     write_json_atomic,
 )
 from tcpwatch.tcp.states import TcpState
@@ -222,6 +223,70 @@ def test_tcp_info_fields(tmp_path: Path) -> None:
     assert set(document) >= TCP_INFO_KEYS
     assert all(isinstance(document[key], int) for key in TCP_INFO_KEYS)
     assert tcp_info_json(None) is None
+
+
+def _varied_connections() -> list[Connection]:
+    """The fixtures plus what the direct writer treats specially: IPv6, a /proc id, a gone
+    connection, odd process text, tcp_info of every length, tags shared and combined."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname()) as client:
+            raw = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
+    odd = ProcessInfo(pid=7, name='we"ird\\ \x1b[31m 进程\udcff', cmdline=("a\nb", ""), user=None)
+    base = _connections()
+    out = list(base)
+    for n, size in enumerate((None, 104, 120, 135, 136, 200, len(raw))):
+        record = SocketRecord(
+            cookie=None,
+            family=Family.IPV6 if n % 2 else Family.IPV4,
+            state=TcpState.FIN_WAIT2 if n % 3 else TcpState.ESTABLISHED,
+            local=Endpoint("::1" if n % 2 else "10.0.0.1", 40000 + n),
+            remote=Endpoint("::ffff:10.0.0.2" if n % 2 else "10.0.0.2", 443),
+            recv_q=n,
+            send_q=2**40 + n,
+            timer=Timer(TimerName.RETRANSMIT if n % 2 else TimerName.PERSIST, n * 200, n),
+            uid=n,
+            inode=0 if n == 3 else 900 + n,
+            tcp_info_raw=None if size is None else (raw * 2)[:size],
+        )
+        out.append(
+            Connection(
+                id=f"10.0.0.1:{40000 + n}-10.0.0.2:443~{n}",
+                record=record,
+                process=odd if n % 2 else JAVA,
+                first_seen=T0 + n,
+                state_since=None if n % 3 == 0 else T0 + n / 7,
+                history=base[1].history * n,
+                tags=frozenset(list(Tag)[: n % 4]),
+                gone_at=T0 + n if n == 5 else None,
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("with_history", [False, True])
+def test_snapshot_json_text_is_the_compact_document(with_history: bool) -> None:
+    """The direct writer produces exactly json.dumps of the document, compact."""
+    connections = _varied_connections()
+    snapshot = Snapshot(
+        taken_at=T0,
+        monotonic=1.0,
+        host="hôte",
+        netns='ns"1',
+        source=SourceKind.PROC,
+        sockets=(),
+        owners={},
+    )
+    for conns, filter_text in ((connections, 'state:established "x"'), ([], "")):
+        expected = json.dumps(
+            snapshot_document(snapshot, conns, filter_text, with_history=with_history),
+            separators=(",", ":"),
+        )
+        text = snapshot_json_text(snapshot, conns, filter_text, with_history=with_history)
+        assert text == expected
 
 
 def test_write_json_atomic(tmp_path: Path) -> None:

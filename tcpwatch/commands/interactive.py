@@ -2,6 +2,8 @@
 
 Everything that can fail with a plain message (no terminal, a bad filter, a source that
 cannot open, an unreadable recording) fails here, before Textual is even imported.
+A replay shows one recorded poll per interval (1 s; `+` and `-` change it); `p` pauses
+and `n` then steps one poll at a time.
 """
 
 from __future__ import annotations

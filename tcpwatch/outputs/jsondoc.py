@@ -7,20 +7,39 @@ without bumping the schema version.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import operator
 import os
+import struct
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from tcpwatch.errors import TcpwatchError
-from tcpwatch.model import Connection, Endpoint, ProcessInfo, Snapshot, TcpInfo, Timer, Transition
+from tcpwatch.model import (
+    Connection,
+    Endpoint,
+    Family,
+    ProcessInfo,
+    Snapshot,
+    TcpInfo,
+    Timer,
+    TimerName,
+    Transition,
+)
+from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.tags import Tag
+from tcpwatch.tcpinfo import parse_tcp_info
 
 SCHEMA = "tcpwatch.snapshot/1"
+_CLOSED = TcpState.CLOSED.value  # a gone connection's state (Connection.state)
 
 
+@functools.lru_cache(maxsize=1024)  # a poll's transitions and connections share timestamps
 def iso(ts: float) -> str:
     """UTC with microseconds and a `Z`: `2026-11-22T10:00:00.123456Z`."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -72,13 +91,57 @@ def transition_json(t: Transition) -> dict[str, Any]:
 
 
 def connection_json(conn: Connection, *, with_history: bool) -> dict[str, Any]:
-    return _connection_json(conn, with_history, {})
+    return _connection_json(conn, with_history, {}, {})
+
+
+# The contract's tcp_info fields straight from the kernel's bytes, in offset order:
+# retransmits, probes, backoff, unacked, last_data_sent, last_data_recv, last_ack_recv,
+# rtt, total_retrans, bytes_acked, bytes_received (offsets as in tcpwatch.tcpinfo).
+# Building a whole TcpInfo per connection cost more than the rest of the document.
+_TCP_INFO_FIELDS = struct.Struct("=2xBBB19xI16xI4xII8xI28xI16xQQ")
+
+
+def _tcp_info_raw_json(raw: bytes) -> dict[str, Any] | None:
+    """tcp_info_json(parse_tcp_info(raw)), without the TcpInfo, for kernels that send
+    every contract field (older ones take the general path, with nulls)."""
+    if len(raw) < _TCP_INFO_FIELDS.size:
+        return tcp_info_json(parse_tcp_info(raw))
+    (
+        retransmits,
+        probes,
+        backoff,
+        unacked,
+        last_data_sent,
+        last_data_recv,
+        last_ack_recv,
+        rtt,
+        total_retrans,
+        bytes_acked,
+        bytes_received,
+    ) = _TCP_INFO_FIELDS.unpack_from(raw)
+    return {
+        "rtt_us": rtt,
+        "retransmits": retransmits,
+        "backoff": backoff,
+        "probes": probes,
+        "unacked": unacked,
+        "bytes_acked": bytes_acked,
+        "bytes_received": bytes_received,
+        "last_data_recv_ms": last_data_recv,
+        "last_data_sent_ms": last_data_sent,
+        "last_ack_recv_ms": last_ack_recv,
+        "total_retrans": total_retrans,
+    }
 
 
 def _connection_json(
-    conn: Connection, with_history: bool, processes: dict[int, dict[str, Any] | None]
+    conn: Connection,
+    with_history: bool,
+    processes: dict[int, dict[str, Any] | None],
+    tag_lists: dict[frozenset[Tag], tuple[str, ...]],
 ) -> dict[str, Any]:
-    """`processes` caches process_json per ProcessInfo: many sockets share one process."""
+    """`processes` caches process_json per ProcessInfo (many sockets share one process),
+    `tag_lists` the sorted tag names per tag set (a handful of sets are shared by all)."""
     record = conn.record
     process = conn.process
     if process is None:
@@ -89,22 +152,37 @@ def _connection_json(
             process_doc = processes[key]
         else:
             process_doc = processes[key] = process_json(process)
+    tags = conn.tags
+    if tags:
+        names = tag_lists.get(tags)
+        if names is None:
+            names = tag_lists[tags] = tuple(sorted(tag.value for tag in tags))
+        tag_names = list(names)
+    else:
+        tag_names = []
+    local = record.local
+    remote = record.remote
+    timer = record.timer
+    raw = record.tcp_info_raw
+    state_since = conn.state_since
     return {
         "id": conn.id,
         "family": record.family.value,
-        "state": conn.state.value,
-        "local": endpoint_json(record.local),
-        "remote": endpoint_json(record.remote),
+        "state": _CLOSED if conn.gone_at is not None else record.state.value,
+        "local": {"address": local.address, "port": local.port},
+        "remote": {"address": remote.address, "port": remote.port},
         "recv_q": record.recv_q,
         "send_q": record.send_q,
-        "timer": timer_json(record.timer),
+        "timer": None
+        if timer is None
+        else {"name": timer.name.value, "expires_ms": timer.expires_ms, "retrans": timer.retrans},
         "uid": record.uid,
         "inode": record.inode,
         "process": process_doc,
-        "tags": sorted(tag.value for tag in conn.tags) if conn.tags else [],
-        "state_since": None if conn.state_since is None else iso(conn.state_since),
+        "tags": tag_names,
+        "state_since": None if state_since is None else iso(state_since),
         "history": [transition_json(t) for t in conn.history] if with_history else [],
-        "tcp_info": None if record.tcp_info_raw is None else tcp_info_json(record.tcp_info),
+        "tcp_info": None if raw is None else _tcp_info_raw_json(raw),
     }
 
 
@@ -117,7 +195,8 @@ def snapshot_document(
 ) -> dict[str, Any]:
     """The whole document for `connections` (already filtered) seen in `snapshot`."""
     processes: dict[int, dict[str, Any] | None] = {}
-    items = [_connection_json(conn, with_history, processes) for conn in connections]
+    tag_lists: dict[frozenset[Tag], tuple[str, ...]] = {}
+    items = [_connection_json(conn, with_history, processes, tag_lists) for conn in connections]
     states = Counter(item["state"] for item in items)
     tags = Counter(tag for item in items for tag in item["tags"])
     return {
@@ -130,6 +209,136 @@ def snapshot_document(
         "summary": {"total": len(items), "states": dict(states), "tags": dict(tags)},
         "connections": items,
     }
+
+
+def snapshot_json_text(
+    snapshot: Snapshot,
+    connections: Iterable[Connection],
+    filter_text: str,
+    *,
+    with_history: bool,
+) -> str:
+    """`json.dumps(snapshot_document(...), separators=(",", ":"))`, character for
+    character, written straight as text.
+
+    For `snapshot --json` at 50k connections: building 50k nested dicts and encoding them
+    cost more than everything else put together. Text that is not a fixed name (ids,
+    addresses, process details, host, filter) goes through json's own string encoder;
+    numbers are ints, which json writes as `%d` does.
+    """
+    encode = _encode_string
+    endpoints: dict[int, str] = {}
+    processes: dict[int, str] = {}
+    tag_lists: dict[frozenset[Tag], tuple[str, tuple[str, ...]]] = {}
+    names = _ENUM_TEXT
+    states: dict[str, int] = {}
+    tag_counts: dict[str, int] = {}
+    items = []
+    append = items.append
+    ipv4 = Family.IPV4
+    state_names = _STATE_NAMES
+    for conn in connections:
+        record = conn.record
+        state = _CLOSED if conn.gone_at is not None else state_names[record.state]
+        states[state] = states.get(state, 0) + 1
+        local = record.local
+        local_text = endpoints.get(id(local))
+        if local_text is None:
+            local_text = endpoints[id(local)] = _ENDPOINT_TEMPLATE % (
+                encode(local.address),
+                local.port,
+            )
+        remote = record.remote
+        remote_text = endpoints.get(id(remote))
+        if remote_text is None:
+            remote_text = endpoints[id(remote)] = _ENDPOINT_TEMPLATE % (
+                encode(remote.address),
+                remote.port,
+            )
+        timer = record.timer
+        process = conn.process
+        if process is None:
+            process_text = "null"
+        else:
+            process_text = processes.get(id(process))
+            if process_text is None:
+                process_text = processes[id(process)] = _compact(process_json(process))
+        tags = conn.tags
+        if tags:
+            tag_entry = tag_lists.get(tags)
+            if tag_entry is None:
+                ordered = tuple(sorted(tag.value for tag in tags))
+                tag_entry = tag_lists[tags] = (_compact(list(ordered)), ordered)
+            tags_text = tag_entry[0]
+            for name in tag_entry[1]:
+                tag_counts[name] = tag_counts.get(name, 0) + 1
+        else:
+            tags_text = "[]"
+        raw = record.tcp_info_raw
+        if raw is None:
+            info_text = "null"
+        elif len(raw) >= _TCP_INFO_FIELDS.size:
+            info_text = _TCP_INFO_TEMPLATE % _TCP_INFO_ORDER(_TCP_INFO_FIELDS.unpack_from(raw))
+        else:
+            info_text = _compact(_tcp_info_raw_json(raw))
+        state_since = conn.state_since
+        since_text = "null" if state_since is None else f'"{iso(state_since)}"'
+        if with_history:
+            history_text = _compact([transition_json(t) for t in conn.history])
+        else:
+            history_text = "[]"
+        if timer is None:
+            timer_text = "null"
+        else:
+            timer_text = _TIMER_TEMPLATE % (
+                '"retransmit"' if timer.name is _RETRANSMIT else names[timer.name],
+                timer.expires_ms,
+                timer.retrans,
+            )
+        append(
+            f'{{"id":{encode(conn.id)},"family":{_IPV4 if record.family is ipv4 else _IPV6},'
+            f'"state":"{state}","local":{local_text},"remote":{remote_text},'
+            f'"recv_q":{record.recv_q:d},"send_q":{record.send_q:d},"timer":{timer_text},'
+            f'"uid":{record.uid:d},"inode":{record.inode:d},"process":{process_text},'
+            f'"tags":{tags_text},"state_since":{since_text},"history":{history_text},'
+            f'"tcp_info":{info_text}}}'
+        )
+    head = _compact(
+        {
+            "schema": SCHEMA,
+            "taken_at": iso(snapshot.taken_at),
+            "host": snapshot.host,
+            "netns": snapshot.netns,
+            "source": snapshot.source.value,
+            "filter": filter_text,
+            "summary": {"total": len(items), "states": states, "tags": tag_counts},
+        }
+    )
+    return f'{head[:-1]},"connections":[{",".join(items)}]}}'
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# A Python string as a JSON string literal, exactly as json.dumps writes it (ASCII).
+_encode_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+# Enum members' values, already quoted (fixed ASCII names); the common ones as constants,
+# since looking an enum member up in a dict costs a Python-level __hash__ call.
+_ENUM_TEXT: dict[Enum, str] = {member: f'"{member.value}"' for member in TimerName}
+_RETRANSMIT = TimerName.RETRANSMIT
+_STATE_NAMES: dict[TcpState, str] = {state: state.value for state in TcpState}
+_IPV4 = f'"{Family.IPV4.value}"'
+_IPV6 = f'"{Family.IPV6.value}"'
+_ENDPOINT_TEMPLATE = '{"address":%s,"port":%d}'
+_TIMER_TEMPLATE = '{"name":%s,"expires_ms":%d,"retrans":%d}'
+# tcp_info_json's order, picked from _TCP_INFO_FIELDS's (offset) order.
+_TCP_INFO_ORDER = operator.itemgetter(7, 0, 2, 1, 3, 9, 10, 5, 4, 6, 8)
+_TCP_INFO_TEMPLATE = (
+    '{"rtt_us":%d,"retransmits":%d,"backoff":%d,"probes":%d,"unacked":%d,'
+    '"bytes_acked":%d,"bytes_received":%d,"last_data_recv_ms":%d,'
+    '"last_data_sent_ms":%d,"last_ack_recv_ms":%d,"total_retrans":%d}'
+)
 
 
 def write_json_atomic(path: str | os.PathLike[str], document: dict[str, Any]) -> None:

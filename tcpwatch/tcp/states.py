@@ -22,6 +22,11 @@ class TcpState(enum.Enum):
     # Not a kernel state: the terminal pseudo-state of a connection that is gone.
     CLOSED = "CLOSED"
 
+    # Members are singletons compared by identity, so identity hashing is consistent, and
+    # it runs in C: Enum's own __hash__ is a Python call on every dict or set lookup,
+    # which the tracker and the outputs make several times per socket per poll.
+    __hash__ = object.__hash__
+
     @property
     def kernel(self) -> int | None:
         return _KERNEL_NUMBER.get(self)

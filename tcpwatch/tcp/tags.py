@@ -31,6 +31,9 @@ class Tag(enum.Enum):
     LINGERING = "lingering"
     ORPHAN = "orphan"
 
+    # Identity hashing in C (members are singletons): see TcpState.__hash__.
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True, slots=True)
 class TagThresholds:

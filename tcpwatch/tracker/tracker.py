@@ -11,10 +11,12 @@ last rebuild; `latest(id)` gives the newest sighting.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from tcpwatch.model import (
     Connection,
@@ -128,6 +130,13 @@ class Tracker:
         # One poll's history steps per (path, first sighting): churn shares them.
         self._steps: dict[tuple[tuple[TcpState, ...], bool], tuple[Transition, ...]] = {}
         self._steps_at = 0.0
+        # One poll's first-sighting inferences: (state, id(evidence), local port) ->
+        # (path, history, reason).
+        self._firsts: dict[
+            tuple[TcpState, int, int | None],
+            tuple[tuple[TcpState, ...], tuple[Transition, ...], str],
+        ] = {}
+        self._firsts_at = 0.0
         self._last_mono = 0.0
         self._fresh_by_tuple: dict[tuple[str, int, str, int], object] = {}
 
@@ -301,15 +310,33 @@ class Tracker:
         """A first sighting: a new connection whose start is inferred."""
         accepted = self._accepted(record)
         evidence = self._evidence(record.four_tuple, accepted, after, record.cookie)
-        path = path_from_start(record.state, evidence)
-        conn = Connection(
-            id=self._new_id(record),
-            record=record,
-            process=owners.get(record.inode) if record.inode else None,
-            first_seen=now,
-            state_since=None,
-            history=self._history((), path, now, first=True),
-            tags=self._classify(record, None),
+        state = record.state
+        local_port = record.local.port if accepted else None
+        # A first poll (or churn) sees thousands of sockets with the same few (state,
+        # evidence) pairs: infer each start, its history steps and its reason once per poll.
+        # Evidence objects are interned (see `_evidence`), so their id is a cheap key.
+        if self._firsts_at != now:
+            self._firsts.clear()
+            self._firsts_at = now
+        memo_key = (state, id(evidence), local_port)
+        first = self._firsts.get(memo_key)
+        if first is None:
+            path = path_from_start(state, evidence)
+            first = self._firsts[memo_key] = (
+                path,
+                self._history((), path, now, first=True),
+                reason(path, first=True, evidence=evidence, local_port=local_port),
+            )
+        path, history, why = first
+        conn = _connection(
+            self._new_id(record),
+            record,
+            owners.get(record.inode) if record.inode else None,
+            now,
+            None,
+            history,
+            classify(record, state_age_s=None, thresholds=self.settings.thresholds),
+            None,
         )
         track = _Track(key, conn, mono, accepted)
         self._live[key] = track
@@ -318,19 +345,7 @@ class Tracker:
         if track.tuple is not None:
             self._by_tuple[track.tuple] = track
         self._schedule_ageing(track)
-        local_port = record.local.port if accepted else None
-        events.append(
-            Event(
-                kind=EventKind.NEW,
-                at=now,
-                connection=conn,
-                from_state=None,
-                to_state=record.state,
-                path=path,
-                inferred=len(path) > 1,
-                reason=reason(path, first=True, evidence=evidence, local_port=local_port),
-            )
-        )
+        events.append(_event(EventKind.NEW, now, conn, None, state, path, len(path) > 1, why))
         return conn.id
 
     def _move(
@@ -499,14 +514,15 @@ class Tracker:
         """A new sighting without a state change: same story, fresher record."""
         old = track.conn
         process = owners.get(record.inode) if record.inode else None
-        conn = Connection(
-            id=old.id,
-            record=record,
-            process=process or old.process,
-            first_seen=old.first_seen,
-            state_since=old.state_since,
-            history=old.history,
-            tags=self._classify(record, mono - track.since_mono),
+        conn = _connection(
+            old.id,
+            record,
+            process or old.process,
+            old.first_seen,
+            old.state_since,
+            old.history,
+            self._classify(record, mono - track.since_mono),
+            None,
         )
         self._set(track, conn)
 
@@ -587,7 +603,9 @@ class Tracker:
         after: dict[object, TcpState],
         cookie: int | None,
     ) -> Evidence:
-        """The other end's states when both ends are on this host, and destroy notes."""
+        """The other end's states when both ends are on this host, and destroy notes.
+
+        Always one of a few hundred shared objects (`_PLAIN`, `_interned`)."""
         note = None if cookie is None else self._destroyed.get(cookie)
         final = None if note is None else note[0]
         completed = final is not None and (accepted or established_then_closed(final))
@@ -598,20 +616,12 @@ class Tracker:
         reverse = (four_tuple[2], four_tuple[3], four_tuple[0], four_tuple[1])
         fresh_key = self._fresh_by_tuple.get(reverse)
         if fresh_key is not None:  # the other end is a first sighting of this poll
-            return Evidence(
-                accepted=accepted, peer_now=after[fresh_key], completed=completed, reset=reset
-            )
+            return _interned(accepted, None, after[fresh_key], completed, reset)
         peer = self._by_tuple.get(reverse)
         if peer is None:
             return plain
         before = TcpState.CLOSED if peer.gone_mono is not None else peer.conn.record.state
-        return Evidence(
-            accepted=accepted,
-            peer_before=before,
-            peer_now=after.get(peer.key, before),
-            completed=completed,
-            reset=reset,
-        )
+        return _interned(accepted, before, after.get(peer.key, before), completed, reset)
 
     def _add_listener(self, record: SocketRecord) -> None:
         ports = self._listeners.setdefault(record.local.port, {})
@@ -663,6 +673,74 @@ class Tracker:
                 self._drop_listener(conn.record)
 
 
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The slot descriptors' setters of every field of `cls`, which must be `names`."""
+    fields = tuple(field.name for field in dataclasses.fields(cls))
+    if fields != names:
+        raise TypeError(f"{cls.__name__} has fields {fields}, expected {names}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+# A frozen dataclass's __init__ costs one object.__setattr__ per field; storing through
+# the slot descriptors takes half the time, which counts for the first poll's 50k
+# connections and events (the collector builds its records the same way).
+_CONNECTION_SETTERS = _slot_setters(
+    Connection,
+    ("id", "record", "process", "first_seen", "state_since", "history", "tags", "gone_at"),
+)
+_EVENT_SETTERS = _slot_setters(
+    Event, ("kind", "at", "connection", "from_state", "to_state", "path", "inferred", "reason")
+)
+
+
+def _connection(
+    conn_id: str,
+    record: SocketRecord,
+    process: ProcessInfo | None,
+    first_seen: float,
+    state_since: float | None,
+    history: tuple[Transition, ...],
+    tags: frozenset[Tag],
+    gone_at: float | None,
+) -> Connection:
+    """Connection(...) with every field given, positionally, built through its slots."""
+    conn = object.__new__(Connection)
+    s_id, s_record, s_process, s_first, s_since, s_history, s_tags, s_gone = _CONNECTION_SETTERS
+    s_id(conn, conn_id)
+    s_record(conn, record)
+    s_process(conn, process)
+    s_first(conn, first_seen)
+    s_since(conn, state_since)
+    s_history(conn, history)
+    s_tags(conn, tags)
+    s_gone(conn, gone_at)
+    return conn
+
+
+def _event(
+    kind: EventKind,
+    at: float,
+    connection: Connection,
+    from_state: TcpState | None,
+    to_state: TcpState,
+    path: tuple[TcpState, ...],
+    inferred: bool,
+    why: str,
+) -> Event:
+    """Event(...) with every field given, positionally, built through its slots."""
+    event = object.__new__(Event)
+    s_kind, s_at, s_conn, s_from, s_to, s_path, s_inferred, s_reason = _EVENT_SETTERS
+    s_kind(event, kind)
+    s_at(event, at)
+    s_conn(event, connection)
+    s_from(event, from_state)
+    s_to(event, to_state)
+    s_path(event, path)
+    s_inferred(event, inferred)
+    s_reason(event, why)
+    return event
+
+
 # Evidence without a local peer: eight values, built once.
 _PLAIN = {
     (accepted, completed, reset): Evidence(accepted=accepted, completed=completed, reset=reset)
@@ -670,6 +748,24 @@ _PLAIN = {
     for completed in (False, True)
     for reset in (False, True)
 }
+
+
+# Evidence with a local peer, one object per distinct value (at most a few hundred).
+_EVIDENCE: dict[tuple[bool, TcpState | None, TcpState | None, bool, bool], Evidence] = {}
+
+
+def _interned(
+    accepted: bool,
+    peer_before: TcpState | None,
+    peer_now: TcpState | None,
+    completed: bool,
+    reset: bool,
+) -> Evidence:
+    key = (accepted, peer_before, peer_now, completed, reset)
+    found = _EVIDENCE.get(key)
+    if found is None:
+        found = _EVIDENCE[key] = Evidence(accepted, peer_before, peer_now, completed, reset)
+    return found
 
 
 def _unacked(record: SocketRecord) -> int:

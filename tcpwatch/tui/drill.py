@@ -334,7 +334,10 @@ class DrillScreen(Screen[None]):
         return Followed(conn, view, body)
 
     def follow(self, page: Followed) -> None:
-        """Show a prepared page: the connection's newest version (gone ones stay, in red)."""
+        """Show a prepared page: the connection's newest version (gone ones stay, in red).
+        A page prepared for the drill-down this one replaced is ignored."""
+        if page.conn.id != self.conn.id:
+            return
         self.conn, self.view = page.conn, page.view
         self.query_one("#drill-body", Static).update(page.body)
 

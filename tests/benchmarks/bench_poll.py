@@ -250,6 +250,19 @@ class Tcpwatch:
             self.poller = None
 
 
+def host_fds() -> tuple[int, int]:
+    """(processes, open fds) on the whole host: what every owner scan has to read."""
+    processes = fds = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fds += os.stat(f"/proc/{name}/fd").st_size
+            except OSError:
+                continue
+            processes += 1
+    return processes, fds
+
+
 def check_snapshot_json(ns: farm.Namespace, expected: int) -> str:
     """Run the one-shot JSON once, untimed, and say whether it saw the sockets."""
     try:
@@ -364,6 +377,8 @@ class Bench:
         total = sum(counts.values())
         print(f"\n## {size} sockets: namespace holds {total}: {dict(sorted(counts.items()))}")
         print(f"   composition target: {comp}")
+        processes, fds = host_fds()
+        print(f"   host: {processes} processes with {fds} open fds (what owner scans read)")
         print(f"   {check_snapshot_json(self.ns, total)}")
         tw = Tcpwatch(self.ns.name)
         for note in tw.missing:

@@ -132,8 +132,9 @@ class KeyTest:
 KEY_TESTS = [
     KeyTest("p (pause flag in the header)", b"p", r"PAUSED", b"p", r"resumed"),
     KeyTest("+ (interval, status line)", b"+", r"polling every 2s", b"-", r"polling every 1s"),
-    KeyTest("? (help screen)", b"?", r"Main screen", b"q", r"live"),
-    KeyTest("enter (explanation screen)", b"\r", r"in this state", b"q", r"live"),
+    # Back with escape, not q: q on the main screen would quit if the screen did not open.
+    KeyTest("? (help screen)", b"?", r"Main screen", b"\x1b", r"live"),
+    KeyTest("enter (explanation screen)", b"\r", r"in this state", b"\x1b", r"live"),
     KeyTest("S (reverse sort, table header)", b"S", r"State ▼", b"S", r"State ▲"),
     KeyTest("/ (filter bar opens)", b"/", r"filter, e\.g\.", b"\x1b", r"live"),
     KeyTest(
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             print(f"first screen with connections after {first - started:.2f} s")
             measure_cpu(proc.pid, screen, sock_farm, args)
-            measure_keys(screen, master, sock_farm, args)
+            measure_keys(proc, screen, master, sock_farm, args)
             counts = sock_farm.count()
             print(f"sockets at the end: {sum(counts.values())} {dict(sorted(counts.items()))}")
         finally:
@@ -310,11 +311,18 @@ def report_py_spy(spy: subprocess.Popen[bytes], out: Path, top: int = 20) -> Non
 
 
 def measure_keys(
-    screen: Screen, master: int, sock_farm: farm.SocketFarm, args: argparse.Namespace
+    proc: subprocess.Popen[bytes],
+    screen: Screen,
+    master: int,
+    sock_farm: farm.SocketFarm,
+    args: argparse.Namespace,
 ) -> None:
     rng = random.Random(1)
     for test in KEY_TESTS:
         for _ in range(args.keys):
+            if proc.poll() is not None:
+                print(f"the TUI exited (status {proc.returncode}) during the key tests")
+                break
             # A random moment relative to the 1 s polls, with churn still going.
             sock_farm.churn(args.churn // 2)
             if test.before:
@@ -328,6 +336,10 @@ def measure_keys(
             arrived = screen.wait_for(re.compile(test.expect), since, 5.0)
             if arrived is None:
                 test.misses += 1
+                dump = Path(f"/tmp/tcpwatch-bench-tui-miss-{os.getpid()}.txt")
+                raw = b"".join(data for _, data in screen.chunks[since:])
+                dump.write_bytes(_ESCAPES.sub(b"\n", raw)[-20000:])
+                print(f"   {test.label}: {test.expect!r} not seen; what followed: {dump}")
             else:
                 test.latencies.append(arrived - sent)
             if test.then:
