@@ -238,7 +238,9 @@ class TcpwatchApp(App[int]):
             return
         self.polls += 1
         self._show_view(message.view)
-        if message.page is not None and self._drill is not None:
+        # The drill-down may have been closed while this poll was on its way: follow it
+        # only while it is the screen on top (a covered one catches up at the next poll).
+        if message.page is not None and self._drill is not None and self.screen is self._drill:
             self._drill.follow(message.page)
 
     def on_rebuilt(self, message: Rebuilt) -> None:

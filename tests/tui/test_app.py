@@ -16,7 +16,7 @@ from tcpwatch.model import Connection, Snapshot
 from tcpwatch.recording import RecordingWriter, ReplaySource
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
-from tcpwatch.tui.app import TcpwatchApp
+from tcpwatch.tui.app import Polled, TcpwatchApp
 from tcpwatch.tui.demo import HOSTILE_NAME, BusyHost
 from tcpwatch.tui.drill import DrillScreen
 from tcpwatch.tui.header import HeaderPanel
@@ -403,3 +403,21 @@ def test_not_a_terminal_is_a_one_line_usage_error() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "snapshot" in lines[0] and "watch" in lines[0]
     assert result.stdout == ""
+
+
+async def test_poll_arriving_after_the_drill_down_closed_is_ignored() -> None:
+    """A page prepared while the drill-down was open may arrive after escape closed it:
+    showing it on the detached screen used to crash the app."""
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 2)
+        await _drill(pilot, app, find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT))
+        drill = app.screen
+        assert isinstance(drill, DrillScreen)
+        page = drill.prepare(app.view, None)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "the table")
+        app._drill = drill  # the close callback has not run yet when the poll lands
+        app.post_message(Polled(app.view, page))
+        await step(pilot)
+        assert not isinstance(app.screen, DrillScreen)
