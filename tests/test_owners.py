@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -189,6 +190,51 @@ def test_incremental_cache_follows_changes(ns: str, holder: Holder) -> None:
     assert {inode: pids for _, inode, pids in ss_sockets(ns)}[listener] == {pid}
 
 
+@requires_root
+def test_prefetched_scan_resolves_like_a_plain_one(ns: str, holder: Holder) -> None:
+    """A first scan made in a child process during the dump gives the same owners and
+    cache: a socket made after that scan is still found (its holder's fd count changed)."""
+    holder.ask(op="connect", name="a")
+    prefetching = OwnerResolver()
+    prefetching.prefetch()
+    late = holder.ask(op="connect", name="b")  # most likely after the child's scan
+    scanned_here: list[int] = []
+    scan = prefetching._scan
+
+    def counting_scan(pid: int, entry: object) -> frozenset[int]:
+        scanned_here.append(pid)
+        return scan(pid, entry)  # type: ignore[arg-type]
+
+    prefetching._scan = counting_scan  # type: ignore[method-assign]
+    rows = ss_sockets(ns)
+    inodes = [inode for _, inode, _ in rows]
+    assert late["client"] in inodes
+    owners, note = prefetching.resolve(inodes)
+    expected, expected_note = OwnerResolver().resolve(inodes)
+    assert note == expected_note
+    assert owners == expected
+    assert owners[late["client"]].pid == holder.hello["pid"]
+    assert prefetching._child is None
+    # The child did the scan: here only processes that changed since (or were born) are.
+    assert len(prefetching._pids) > 0
+    assert len(scanned_here) < len(prefetching._pids) / 2
+    # Later polls run on the adopted cache as on any other.
+    pair = holder.ask(op="connect", name="c")
+    owners, _ = prefetching.resolve([pair["client"], late["client"]])
+    assert owners[pair["client"]].pid == owners[late["client"]].pid == holder.hello["pid"]
+
+
+def test_close_reaps_a_prefetch_nobody_took() -> None:
+    resolver = OwnerResolver()
+    resolver.prefetch()
+    assert resolver._child is not None
+    child = resolver._child[0]
+    resolver.close()
+    assert resolver._child is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)
+
+
 def test_inode_zero_and_unknown_inodes_have_no_owner() -> None:
     owners, note = OwnerResolver().resolve([0, 2**40])
     assert owners == {}
@@ -277,6 +323,23 @@ def test_a_socket_missing_once_is_not_searched(
     assert scans == []
     resolver.resolve([1000, 5555])
     assert scans == [FAKE_PID]
+
+
+def test_prefetch_without_fork_scans_as_usual(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = tmp_path / "proc"
+    fake_process(proc, FAKE_PID, 1, [1000])
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(owners_module.os, "fork", no_fork)
+    resolver = OwnerResolver(str(proc))
+    resolver.prefetch()
+    assert resolver._child is None
+    resolver.resolve([1000])
+    assert resolver._holders.owner == {1000: FAKE_PID}
 
 
 def test_pid_reuse_is_detected(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from tcpwatch.model import (
 )
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag, TagThresholds
-from tcpwatch.tracker import Tracker, TrackerSettings
+from tcpwatch.tracker import Tracker, TrackerSettings, first_view
 
 S = TcpState
 LO = "127.0.0.1"
@@ -431,3 +431,32 @@ def test_both_ends_first_seen_in_time_wait_closed_simultaneously() -> None:
     _, _, events = run((listener(), p.s(S.TIME_WAIT), p.c(S.TIME_WAIT)))
     for conn_id in (p.sid, p.cid):
         assert life(events, conn_id)[-3:] == [S.FIN_WAIT1, S.CLOSING, S.TIME_WAIT]
+
+
+def test_first_view_is_the_first_update_without_history() -> None:
+    """The one-shot view: exactly the first update's connections, minus their histories
+    (cookies and /proc 4-tuples, a reused 4-tuple, owners, every tag source)."""
+    java = ProcessInfo(pid=10, name="java", cmdline=("java",), user="app")
+    listener = sock(S.LISTEN, (LO, 80), cookie=next(_cookies), inode=5)
+    records = (
+        listener,
+        sock(S.ESTABLISHED, (LO, 80), (LO, 40000), cookie=next(_cookies), inode=6),
+        sock(S.ESTABLISHED, (LO, 40000), (LO, 80), cookie=next(_cookies), inode=7),
+        sock(S.TIME_WAIT, (LO, 40001), (LO, 80), cookie=next(_cookies)),
+        sock(S.FIN_WAIT2, ("::1", 40002), ("::1", 80), cookie=next(_cookies)),
+        sock(S.SYN_SENT, (LO, 40003), ("10.0.0.1", 443), timer=Timer(TimerName.RETRANSMIT, 900, 7)),
+        sock(S.CLOSE_WAIT, (LO, 80), (LO, 40004), inode=8),
+        sock(S.TIME_WAIT, (LO, 40005), (LO, 80)),
+        sock(S.ESTABLISHED, (LO, 40005), (LO, 80), inode=9),
+        sock(S.LISTEN, ("0.0.0.0", 81), inode=11),
+        sock(S.LISTEN, ("0.0.0.0", 81), inode=12),
+    )
+    snapshot = snap(0, *records, owners={5: java, 6: java, 8: java})
+    expected = {
+        conn_id: dataclasses.replace(conn, history=())
+        for conn_id, conn in Tracker().update(snapshot).connections.items()
+    }
+    view = first_view(snapshot)
+    assert list(view) == list(expected)
+    assert view == expected
+    assert any(conn.history for conn in Tracker().update(snapshot).connections.values())

@@ -15,7 +15,7 @@ from tcpwatch.outputs.jsondoc import snapshot_document, snapshot_json_text
 from tcpwatch.outputs.table import render_table, sort_key
 from tcpwatch.sources.poller import open_poller
 from tcpwatch.textsafe import printable
-from tcpwatch.tracker import Tracker
+from tcpwatch.tracker import first_view
 
 
 def run(options: argparse.Namespace) -> int:
@@ -24,17 +24,18 @@ def run(options: argparse.Namespace) -> int:
     # the cyclic collector would only rescan them (a third of the time at 50k sockets).
     gc.disable()
     try:
-        poller = open_poller(options.source, options.netns)
+        poller = open_poller(options.source, options.netns, prefetch_owners=True)
         try:
             snapshot = poller.poll()
         finally:
             poller.close()
     except OSError as error:
         raise TcpwatchError(f"cannot read the sockets: {error.strerror or error}") from error
-    delta = Tracker().update(snapshot)
-    connections = [
-        conn for conn in delta.connections.values() if conn.gone_at is None and flt.matches(conn)
-    ]
+    # Nothing here shows a history: the connections as a first tracker update sees them,
+    # without inferring how each began.
+    connections = list(first_view(snapshot).values())
+    if flt.text:
+        connections = [conn for conn in connections if flt.matches(conn)]
     connections.sort(key=sort_key)
     for note in (snapshot.notice, snapshot.owners_note):
         if note:

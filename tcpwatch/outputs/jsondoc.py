@@ -9,14 +9,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import operator
 import os
 import struct
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 from tcpwatch.errors import TcpwatchError
@@ -160,22 +158,17 @@ def _connection_json(
         tag_names = list(names)
     else:
         tag_names = []
-    local = record.local
-    remote = record.remote
-    timer = record.timer
     raw = record.tcp_info_raw
     state_since = conn.state_since
     return {
         "id": conn.id,
         "family": record.family.value,
         "state": _CLOSED if conn.gone_at is not None else record.state.value,
-        "local": {"address": local.address, "port": local.port},
-        "remote": {"address": remote.address, "port": remote.port},
+        "local": endpoint_json(record.local),
+        "remote": endpoint_json(record.remote),
         "recv_q": record.recv_q,
         "send_q": record.send_q,
-        "timer": None
-        if timer is None
-        else {"name": timer.name.value, "expires_ms": timer.expires_ms, "retrans": timer.retrans},
+        "timer": timer_json(record.timer),
         "uid": record.uid,
         "inode": record.inode,
         "process": process_doc,
@@ -224,38 +217,24 @@ def snapshot_json_text(
     For `snapshot --json` at 50k connections: building 50k nested dicts and encoding them
     cost more than everything else put together. Text that is not a fixed name (ids,
     addresses, process details, host, filter) goes through json's own string encoder;
-    numbers are ints, which json writes as `%d` does.
+    numbers are ints, which json writes as str() does.
     """
     encode = _encode_string
-    endpoints: dict[int, str] = {}
     processes: dict[int, str] = {}
     tag_lists: dict[frozenset[Tag], tuple[str, tuple[str, ...]]] = {}
-    names = _ENUM_TEXT
+    timer_names = _TIMER_TEXT
+    state_names = _STATE_NAMES
+    ipv4 = Family.IPV4
+    unpack_info = _TCP_INFO_FIELDS.unpack_from
+    info_size = _TCP_INFO_FIELDS.size
     states: dict[str, int] = {}
     tag_counts: dict[str, int] = {}
     items = []
     append = items.append
-    ipv4 = Family.IPV4
-    state_names = _STATE_NAMES
     for conn in connections:
         record = conn.record
         state = _CLOSED if conn.gone_at is not None else state_names[record.state]
         states[state] = states.get(state, 0) + 1
-        local = record.local
-        local_text = endpoints.get(id(local))
-        if local_text is None:
-            local_text = endpoints[id(local)] = _ENDPOINT_TEMPLATE % (
-                encode(local.address),
-                local.port,
-            )
-        remote = record.remote
-        remote_text = endpoints.get(id(remote))
-        if remote_text is None:
-            remote_text = endpoints[id(remote)] = _ENDPOINT_TEMPLATE % (
-                encode(remote.address),
-                remote.port,
-            )
-        timer = record.timer
         process = conn.process
         if process is None:
             process_text = "null"
@@ -274,35 +253,58 @@ def snapshot_json_text(
                 tag_counts[name] = tag_counts.get(name, 0) + 1
         else:
             tags_text = "[]"
-        raw = record.tcp_info_raw
-        if raw is None:
-            info_text = "null"
-        elif len(raw) >= _TCP_INFO_FIELDS.size:
-            info_text = _TCP_INFO_TEMPLATE % _TCP_INFO_ORDER(_TCP_INFO_FIELDS.unpack_from(raw))
+        timer = record.timer
+        if timer is None:
+            timer_text = "null"
         else:
-            info_text = _compact(_tcp_info_raw_json(raw))
+            timer_text = (
+                f'{{"name":{timer_names[timer.name]},"expires_ms":{timer.expires_ms},'
+                f'"retrans":{timer.retrans}}}'
+            )
         state_since = conn.state_since
-        since_text = "null" if state_since is None else f'"{iso(state_since)}"'
         if with_history:
             history_text = _compact([transition_json(t) for t in conn.history])
         else:
             history_text = "[]"
-        if timer is None:
-            timer_text = "null"
-        else:
-            timer_text = _TIMER_TEMPLATE % (
-                '"retransmit"' if timer.name is _RETRANSMIT else names[timer.name],
-                timer.expires_ms,
-                timer.retrans,
-            )
-        append(
+        local = record.local
+        remote = record.remote
+        head = (
             f'{{"id":{encode(conn.id)},"family":{_IPV4 if record.family is ipv4 else _IPV6},'
-            f'"state":"{state}","local":{local_text},"remote":{remote_text},'
-            f'"recv_q":{record.recv_q:d},"send_q":{record.send_q:d},"timer":{timer_text},'
-            f'"uid":{record.uid:d},"inode":{record.inode:d},"process":{process_text},'
-            f'"tags":{tags_text},"state_since":{since_text},"history":{history_text},'
-            f'"tcp_info":{info_text}}}'
+            f'"state":"{state}","local":{{"address":{encode(local.address)},'
+            f'"port":{local.port}}},"remote":{{"address":{encode(remote.address)},'
+            f'"port":{remote.port}}},"recv_q":{record.recv_q},'
+            f'"send_q":{record.send_q},"timer":{timer_text},"uid":{record.uid},'
+            f'"inode":{record.inode},"process":{process_text},"tags":{tags_text},'
+            f'"state_since":{"null" if state_since is None else _quoted_iso(state_since)},'
+            f'"history":{history_text},"tcp_info":'
         )
+        raw = record.tcp_info_raw
+        if raw is None:
+            append(f"{head}null}}")
+        elif len(raw) >= info_size:
+            (
+                retransmits,
+                probes,
+                backoff,
+                unacked,
+                last_data_sent,
+                last_data_recv,
+                last_ack_recv,
+                rtt,
+                total_retrans,
+                bytes_acked,
+                bytes_received,
+            ) = unpack_info(raw)
+            append(
+                f'{head}{{"rtt_us":{rtt},"retransmits":{retransmits},'
+                f'"backoff":{backoff},"probes":{probes},"unacked":{unacked},'
+                f'"bytes_acked":{bytes_acked},"bytes_received":{bytes_received},'
+                f'"last_data_recv_ms":{last_data_recv},'
+                f'"last_data_sent_ms":{last_data_sent},'
+                f'"last_ack_recv_ms":{last_ack_recv},"total_retrans":{total_retrans}}}}}'
+            )
+        else:
+            append(f"{head}{_compact(_tcp_info_raw_json(raw))}}}")
     head = _compact(
         {
             "schema": SCHEMA,
@@ -317,28 +319,21 @@ def snapshot_json_text(
     return f'{head[:-1]},"connections":[{",".join(items)}]}}'
 
 
+def _quoted_iso(ts: float) -> str:
+    return f'"{iso(ts)}"'
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
 # A Python string as a JSON string literal, exactly as json.dumps writes it (ASCII).
 _encode_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
-# Enum members' values, already quoted (fixed ASCII names); the common ones as constants,
-# since looking an enum member up in a dict costs a Python-level __hash__ call.
-_ENUM_TEXT: dict[Enum, str] = {member: f'"{member.value}"' for member in TimerName}
-_RETRANSMIT = TimerName.RETRANSMIT
+# Fixed ASCII names, already quoted where they are JSON strings.
+_TIMER_TEXT: dict[TimerName, str] = {name: f'"{name.value}"' for name in TimerName}
 _STATE_NAMES: dict[TcpState, str] = {state: state.value for state in TcpState}
 _IPV4 = f'"{Family.IPV4.value}"'
 _IPV6 = f'"{Family.IPV6.value}"'
-_ENDPOINT_TEMPLATE = '{"address":%s,"port":%d}'
-_TIMER_TEMPLATE = '{"name":%s,"expires_ms":%d,"retrans":%d}'
-# tcp_info_json's order, picked from _TCP_INFO_FIELDS's (offset) order.
-_TCP_INFO_ORDER = operator.itemgetter(7, 0, 2, 1, 3, 9, 10, 5, 4, 6, 8)
-_TCP_INFO_TEMPLATE = (
-    '{"rtt_us":%d,"retransmits":%d,"backoff":%d,"probes":%d,"unacked":%d,'
-    '"bytes_acked":%d,"bytes_received":%d,"last_data_recv_ms":%d,'
-    '"last_data_sent_ms":%d,"last_ack_recv_ms":%d,"total_retrans":%d}'
-)
 
 
 def write_json_atomic(path: str | os.PathLike[str], document: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ _STATE_ORDER = {
         )
     )
 }
+_UNRANKED = len(_STATE_ORDER)
 
 
 def endpoint_text(endpoint: Endpoint, family: Family) -> str:
@@ -88,12 +89,15 @@ def process_text(conn: Connection, *, owners_incomplete: bool) -> str:
 
 def sort_key(conn: Connection) -> tuple[int, int, str, str, int]:
     record = conn.record
+    local = record.local
+    remote = record.remote
+    state = record.state if conn.gone_at is None else TcpState.CLOSED  # conn.state, inlined
     return (
-        _STATE_ORDER.get(conn.state, len(_STATE_ORDER)),
-        record.local.port,
-        record.local.address,
-        record.remote.address,
-        record.remote.port,
+        _STATE_ORDER.get(state, _UNRANKED),
+        local.port,
+        local.address,
+        remote.address,
+        remote.port,
     )
 
 

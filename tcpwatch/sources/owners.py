@@ -10,6 +10,8 @@ unknown for two polls (a process closed one socket and opened another). Process 
 
 from __future__ import annotations
 
+import contextlib
+import marshal
 import os
 import platform
 from collections.abc import Iterable
@@ -96,6 +98,79 @@ class OwnerResolver:
         # Processes the current search has read already (it spans polls; see _search).
         self._searched: set[int] = set()
         self._polls = 0
+        # A first scan running in a child process (see `prefetch`): (pid, pipe read end).
+        self._child: tuple[int, int] | None = None
+
+    def prefetch(self) -> None:
+        """Start the first full scan now, in a child process, so that it overlaps what the
+        caller does next (the socket dump); the next `resolve` takes its result.
+
+        Reading every fd link is syscall-bound and the dump is CPU-bound: in two processes
+        they overlap, which threads do not (the GIL). Forks, so only for a caller with no
+        other threads (the one-shot `snapshot`). No-op once anything has been scanned.
+        """
+        if self._pids or self._child is not None:
+            return
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            return  # no prefetch: `resolve` scans here as usual
+        try:
+            child = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return
+        if child == 0:  # the child: report through the pipe, never return
+            status = 1
+            try:
+                os.close(read_end)
+                self._refresh()
+                found = {
+                    pid: (e.start, e.fd_ctime, e.fd_count, e.denied, tuple(e.inodes))
+                    for pid, e in self._pids.items()
+                }
+                with os.fdopen(write_end, "wb") as pipe:
+                    pipe.write(marshal.dumps(found))
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        self._child = (child, read_end)
+
+    def close(self) -> None:
+        """Stop and reap a prefetching child that no `resolve` took."""
+        if self._child is not None:
+            child, read_end = self._child
+            self._child = None
+            os.close(read_end)  # a child still writing gets EPIPE and exits
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
+
+    def _adopt(self) -> None:
+        """Take the prefetching child's scan as if `_refresh` had made it (a failed child
+        leaves nothing: `_refresh` then scans here as usual)."""
+        assert self._child is not None
+        child, read_end = self._child
+        self._child = None
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _pid, status = os.waitpid(child, 0)
+        if status != 0:
+            return
+        found: dict[int, tuple[int, int, int, bool, tuple[int, ...]]] = marshal.loads(data)
+        holders_add = self._holders.add
+        for pid, (start, fd_ctime, fd_count, denied, inodes) in found.items():
+            self._pids[pid] = _Pid(
+                start,
+                fd_ctime,
+                fd_count,
+                frozenset(inodes),
+                denied,
+                changed=self._polls if inodes else 0,
+            )
+            for inode in inodes:
+                holders_add(inode, pid)
 
     def resolve(self, inodes: Iterable[int]) -> tuple[dict[int, ProcessInfo], str | None]:
         """The owner of every inode that has one, and a note when some owners are unknowable.
@@ -144,6 +219,8 @@ class OwnerResolver:
         syscalls per process, so it is read only when `/proc/PID/fd` is a new inode (its
         ctime changed): while one process lives, its inode and ctime stay the same.
         """
+        if self._child is not None:
+            self._adopt()
         seen: set[int] = set()
         for name in os.listdir(self._proc):
             if not name.isdigit():

@@ -24,8 +24,10 @@ class Poller:
         netns: str | None,
         *,
         notice: str | None = None,
+        prefetch_owners: bool = False,
     ) -> None:
         self._source = source
+        self._prefetch_owners = prefetch_owners
         self._owners = owners
         self._netns = netns
         self._notice = notice
@@ -34,6 +36,9 @@ class Poller:
     def poll(self) -> Snapshot:
         taken_at = time.time()
         monotonic = time.monotonic()
+        if self._prefetch_owners and self._owners is not None:
+            self._prefetch_owners = False  # only the first scan is a full one
+            self._owners.prefetch()  # alongside the dump
         sockets = tuple(self._source.dump())
         owners: dict[int, ProcessInfo] = {}
         note: str | None = None
@@ -54,27 +59,43 @@ class Poller:
 
     def close(self) -> None:
         self._source.close()
+        if self._owners is not None:
+            self._owners.close()
 
 
-def open_poller(source: str = "auto", netns: str | None = None, owners: bool = True) -> Poller:
+def open_poller(
+    source: str = "auto",
+    netns: str | None = None,
+    owners: bool = True,
+    *,
+    prefetch_owners: bool = False,
+) -> Poller:
     """A poller on the chosen source: "netlink", "proc", or "auto" (netlink, else /proc
     with a notice saying what is missing). SourceError when neither can be opened.
+
+    prefetch_owners: scan for owners in a child process during the first dump (see
+    `OwnerResolver.prefetch`; for single-threaded callers).
     """
     from tcpwatch.sources.netlink import NetlinkSource
-    from tcpwatch.sources.procfs import ProcSource
 
     resolver = OwnerResolver() if owners else None
     if source == "netlink":
-        return Poller(NetlinkSource(netns), resolver, netns)
+        return Poller(NetlinkSource(netns), resolver, netns, prefetch_owners=prefetch_owners)
     if source == "proc":
-        return Poller(ProcSource(netns), resolver, netns)
+        from tcpwatch.sources.procfs import ProcSource
+
+        return Poller(ProcSource(netns), resolver, netns, prefetch_owners=prefetch_owners)
     if source != "auto":
         raise ValueError(f"unknown source {source!r}")
     try:
-        return Poller(NetlinkSource(netns), resolver, netns)
+        return Poller(NetlinkSource(netns), resolver, netns, prefetch_owners=prefetch_owners)
     except SourceError as error:
+        from tcpwatch.sources.procfs import ProcSource
+
         notice = FALLBACK_NOTICE.format(reason=_reason(str(error)))
-        return Poller(ProcSource(netns), resolver, netns, notice=notice)
+        return Poller(
+            ProcSource(netns), resolver, netns, notice=notice, prefetch_owners=prefetch_owners
+        )
 
 
 def _reason(message: str) -> str:

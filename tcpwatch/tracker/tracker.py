@@ -11,12 +11,10 @@ last rebuild; `latest(id)` gives the newest sighting.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from tcpwatch.model import (
     Connection,
@@ -37,6 +35,7 @@ from tcpwatch.tracker.inference import (
     path_from_start,
     reason,
 )
+from tcpwatch.tracker.view import build_connection, connection_id, slot_setters
 
 _WILDCARDS = ("0.0.0.0", "::")
 # States whose tags change with time alone (lingering after a threshold).
@@ -99,10 +98,6 @@ def _tuple_key(record: SocketRecord) -> tuple[object, ...]:
     if not record.remote.port:
         return (*record.four_tuple, record.inode)
     return record.four_tuple
-
-
-def _endpoint_text(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class Tracker:
@@ -328,7 +323,7 @@ class Tracker:
                 reason(path, first=True, evidence=evidence, local_port=local_port),
             )
         path, history, why = first
-        conn = _connection(
+        conn = build_connection(
             self._new_id(record),
             record,
             owners.get(record.inode) if record.inode else None,
@@ -514,7 +509,7 @@ class Tracker:
         """A new sighting without a state change: same story, fresher record."""
         old = track.conn
         process = owners.get(record.inode) if record.inode else None
-        conn = _connection(
+        conn = build_connection(
             old.id,
             record,
             process or old.process,
@@ -638,19 +633,7 @@ class Tracker:
             del self._listeners[record.local.port]
 
     def _new_id(self, record: SocketRecord) -> str:
-        if record.cookie is not None:
-            return f"0x{record.cookie:x}"
-        base = (
-            f"{_endpoint_text(record.local.address, record.local.port)}-"
-            f"{_endpoint_text(record.remote.address, record.remote.port)}"
-        )
-        if not record.remote.port:
-            base += f"#{record.inode}"
-        conn_id, n = base, 1
-        while conn_id in self._by_id:
-            n += 1
-            conn_id = f"{base}~{n}"
-        return conn_id
+        return connection_id(record, self._by_id)
 
     def _purge(self, mono: float) -> None:
         """Forget gone connections older than the retention period."""
@@ -673,48 +656,10 @@ class Tracker:
                 self._drop_listener(conn.record)
 
 
-def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
-    """The slot descriptors' setters of every field of `cls`, which must be `names`."""
-    fields = tuple(field.name for field in dataclasses.fields(cls))
-    if fields != names:
-        raise TypeError(f"{cls.__name__} has fields {fields}, expected {names}")
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-# A frozen dataclass's __init__ costs one object.__setattr__ per field; storing through
-# the slot descriptors takes half the time, which counts for the first poll's 50k
-# connections and events (the collector builds its records the same way).
-_CONNECTION_SETTERS = _slot_setters(
-    Connection,
-    ("id", "record", "process", "first_seen", "state_since", "history", "tags", "gone_at"),
-)
-_EVENT_SETTERS = _slot_setters(
+# Events are built like connections (see `build_connection`): a first poll makes 50k.
+_EVENT_SETTERS = slot_setters(
     Event, ("kind", "at", "connection", "from_state", "to_state", "path", "inferred", "reason")
 )
-
-
-def _connection(
-    conn_id: str,
-    record: SocketRecord,
-    process: ProcessInfo | None,
-    first_seen: float,
-    state_since: float | None,
-    history: tuple[Transition, ...],
-    tags: frozenset[Tag],
-    gone_at: float | None,
-) -> Connection:
-    """Connection(...) with every field given, positionally, built through its slots."""
-    conn = object.__new__(Connection)
-    s_id, s_record, s_process, s_first, s_since, s_history, s_tags, s_gone = _CONNECTION_SETTERS
-    s_id(conn, conn_id)
-    s_record(conn, record)
-    s_process(conn, process)
-    s_first(conn, first_seen)
-    s_since(conn, state_since)
-    s_history(conn, history)
-    s_tags(conn, tags)
-    s_gone(conn, gone_at)
-    return conn
 
 
 def _event(
