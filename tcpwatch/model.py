@@ -164,12 +164,14 @@ class Connection:
 
     id: str  # "0x<cookie hex>", or a 4-tuple key for sources without cookies
     record: SocketRecord  # the latest sighting
-    process: ProcessInfo | None
+    process: ProcessInfo | None  # the current owner; None: nobody holds it, or unknown
     first_seen: float
     state_since: float | None  # None: the state began before tcpwatch first saw it
     history: tuple[Transition, ...]
     tags: frozenset[Tag]
     gone_at: float | None = None
+    # The last owner seen before the socket lost it (TIME_WAIT, orphans): whose they were.
+    former_process: ProcessInfo | None = None
 
     @property
     def state(self) -> TcpState:

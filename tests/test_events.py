@@ -74,6 +74,25 @@ def test_event_json_has_exactly_the_contract_fields() -> None:
     assert "the application then closed its end" in server[2]["reason"]
 
 
+def test_time_wait_has_no_process_but_names_its_former_owner() -> None:
+    p = Pair()
+    proc = ProcessInfo(pid=42, name="cli", cmdline=("cli",), user="app")
+    tracker = Tracker()
+    tracker.update(snap(0, p.c(S.ESTABLISHED, inode=5), owners={5: proc}))
+    delta = tracker.update(snap(0.5, p.c(S.TIME_WAIT), owners={5: proc}))
+    (event,) = delta.events
+    document = event_json(event)
+    assert list(document) == [*CONTRACT_KEYS[:-1], "former_process", "reason"]
+    assert document["process"] is None
+    assert document["former_process"] == {
+        "pid": 42,
+        "name": "cli",
+        "cmdline": ["cli"],
+        "user": "app",
+    }
+    assert "[(cli/42)]" in human_line(event, color=False)
+
+
 def test_concatenated_paths_rebuild_each_life() -> None:
     _p, deltas = _story()
     lives: dict[str, list[str]] = {}

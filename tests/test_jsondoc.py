@@ -181,6 +181,33 @@ def test_snapshot_document_fields_exactly() -> None:
     json.dumps(document)  # serialisable as is
 
 
+def test_former_owner_only_when_there_is_one() -> None:
+    """`process` is the current owner; a socket nobody holds may name the one before."""
+    time_wait = Connection(
+        id="0x1a2d",
+        record=_record(TcpState.TIME_WAIT, 0, Timer(TimerName.TIMEWAIT, 59000, 0)),
+        process=None,
+        first_seen=T0 - 30,
+        state_since=T0 - 1,
+        history=(),
+        tags=frozenset(),
+        former_process=JAVA,
+    )
+    document = connection_json(time_wait, with_history=False)
+    assert set(document) == CONNECTION_KEYS | {"former_process"}
+    assert document["process"] is None
+    assert document["former_process"] == {
+        "pid": 4242,
+        "name": "java",
+        "cmdline": ["java", "-jar", "app.jar"],
+        "user": "app",
+    }
+    listed = list(document)
+    assert listed.index("former_process") == listed.index("process") + 1
+    for conn in _connections():
+        assert "former_process" not in connection_json(conn, with_history=False)
+
+
 def test_history_only_when_asked() -> None:
     closing = _connections()[1]
     assert connection_json(closing, with_history=False)["history"] == []
@@ -262,6 +289,7 @@ def _varied_connections() -> list[Connection]:
                 history=base[1].history * n,
                 tags=frozenset(list(Tag)[: n % 4]),
                 gone_at=T0 + n if n == 5 else None,
+                former_process=odd if n == 4 else None,
             )
         )
     return out

@@ -290,6 +290,47 @@ def test_owner_appearing_later_refreshes_process() -> None:
     assert delta.connections[p.cid].process == proc
 
 
+def test_a_socket_nobody_holds_has_no_process_but_remembers_its_former_owner() -> None:
+    """TIME_WAIT (inode 0): no process holds it, as `ss` shows; whose it was stays known."""
+    p = Pair()
+    nginx = ProcessInfo(pid=1201, name="nginx", cmdline=("nginx",), user="www-data")
+    tracker = Tracker()
+    owned = tracker.update(snap(0, p.c(S.ESTABLISHED, inode=7), owners={7: nginx}))
+    assert owned.connections[p.cid].process == nginx
+    assert owned.connections[p.cid].former_process is None
+    timer = Timer(TimerName.TIMEWAIT, 60_000, 0)
+    closed = tracker.update(snap(0.2, p.c(S.TIME_WAIT, timer=timer), owners={7: nginx}))
+    conn = closed.connections[p.cid]
+    assert conn.process is None
+    assert conn.former_process == nginx
+    assert [e.connection.former_process for e in closed.events] == [nginx]
+    # A re-armed timer rebuilds the connection: still nobody's, still nginx's before.
+    rearmed = Timer(TimerName.TIMEWAIT, 59_000, 0)
+    later = tracker.update(snap(5, p.c(S.TIME_WAIT, timer=rearmed)))
+    assert later.connections[p.cid] is not conn
+    assert later.connections[p.cid].process is None
+    assert later.connections[p.cid].former_process == nginx
+    gone = tracker.update(snap(5.2))
+    assert gone.connections[p.cid].process is None
+    assert gone.connections[p.cid].former_process == nginx
+
+
+def test_an_orphan_loses_its_owner_and_an_owned_socket_keeps_it() -> None:
+    """FIN_WAIT2 after close(): inode 0, an orphan. The other end, in CLOSE_WAIT, still
+    belongs to the process that has not closed it, even in a poll that missed its owner."""
+    p = Pair()
+    nginx = ProcessInfo(pid=1201, name="nginx", cmdline=("nginx",), user="www-data")
+    java = ProcessInfo(pid=4242, name="java", cmdline=("java",), user="app")
+    owners = {7: nginx, 8: java}
+    tracker = Tracker()
+    tracker.update(snap(0, p.c(S.ESTABLISHED, inode=7), p.s(S.ESTABLISHED, inode=8), owners=owners))
+    delta = tracker.update(snap(0.2, p.c(S.FIN_WAIT2), p.s(S.CLOSE_WAIT, inode=8)))
+    client, server = delta.connections[p.cid], delta.connections[p.sid]
+    assert (client.process, client.former_process) == (None, nginx)
+    assert Tag.ORPHAN in client.tags
+    assert (server.process, server.former_process) == (java, None)
+
+
 # -- destroy notifications ---------------------------------------------------------------
 
 

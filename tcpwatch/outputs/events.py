@@ -42,7 +42,7 @@ _COLOUR: dict[TcpState, str] = {
 def event_json(event: Event) -> dict[str, Any]:
     """One event as the `tcpwatch.event/1` contract spells it."""
     record = event.connection.record
-    return {
+    document: dict[str, Any] = {
         "schema": SCHEMA,
         "at": iso(event.at),
         "kind": event.kind.value,
@@ -55,8 +55,12 @@ def event_json(event: Event) -> dict[str, Any]:
         "path": [state.value for state in event.path],
         "inferred": event.inferred,
         "process": process_json(event.connection.process),
-        "reason": event.reason,
     }
+    former = event.connection.former_process
+    if former is not None:  # the last owner of a socket nobody holds now (TIME_WAIT)
+        document["former_process"] = process_json(former)
+    document["reason"] = event.reason
+    return document
 
 
 def path_text(event: Event, *, color: bool) -> str:
@@ -87,7 +91,12 @@ def human_line(event: Event, *, color: bool) -> str:
     millis = int(event.at * 1000) % 1000
     local = endpoint_text(record.local, record.family)
     remote = endpoint_text(record.remote, record.family)
-    process = "-" if conn.process is None else f"{printable(conn.process.name)}/{conn.process.pid}"
+    if conn.process is not None:
+        process = f"{printable(conn.process.name)}/{conn.process.pid}"
+    elif conn.former_process is not None:  # nobody holds it now; whose it was
+        process = f"({printable(conn.former_process.name)}/{conn.former_process.pid})"
+    else:
+        process = "-"
     return (
         f"{clock}.{millis:03d} {event.kind.value:<10} {local} -> {remote} "
         f"{path_text(event, color=color)}  [{process}] {event.reason}"

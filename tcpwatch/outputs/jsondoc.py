@@ -160,7 +160,7 @@ def _connection_json(
         tag_names = []
     raw = record.tcp_info_raw
     state_since = conn.state_since
-    return {
+    document: dict[str, Any] = {
         "id": conn.id,
         "family": record.family.value,
         "state": _CLOSED if conn.gone_at is not None else record.state.value,
@@ -172,11 +172,14 @@ def _connection_json(
         "uid": record.uid,
         "inode": record.inode,
         "process": process_doc,
-        "tags": tag_names,
-        "state_since": None if state_since is None else iso(state_since),
-        "history": [transition_json(t) for t in conn.history] if with_history else [],
-        "tcp_info": None if raw is None else _tcp_info_raw_json(raw),
     }
+    if conn.former_process is not None:
+        document["former_process"] = process_json(conn.former_process)
+    document["tags"] = tag_names
+    document["state_since"] = None if state_since is None else iso(state_since)
+    document["history"] = [transition_json(t) for t in conn.history] if with_history else []
+    document["tcp_info"] = None if raw is None else _tcp_info_raw_json(raw)
+    return document
 
 
 def snapshot_document(
@@ -242,6 +245,8 @@ def snapshot_json_text(
             process_text = processes.get(id(process))
             if process_text is None:
                 process_text = processes[id(process)] = _compact(process_json(process))
+        if conn.former_process is not None:  # only the tracker knows one: not on the fast path
+            process_text += f',"former_process":{_compact(process_json(conn.former_process))}'
         tags = conn.tags
         if tags:
             tag_entry = tag_lists.get(tags)

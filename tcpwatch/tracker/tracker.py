@@ -332,6 +332,7 @@ class Tracker:
             history,
             classify(record, state_age_s=None, thresholds=self.settings.thresholds),
             None,
+            None,
         )
         track = _Track(key, conn, mono, accepted)
         self._live[key] = track
@@ -359,15 +360,16 @@ class Tracker:
         old_state = old.record.state
         evidence = self._evidence(track.tuple, track.accepted, after, record.cookie)
         path = path_between(old_state, record.state, evidence)
-        process = owners.get(record.inode) if record.inode else None
+        process, former = _owners(old, record, owners)
         conn = Connection(
             id=old.id,
             record=record,
-            process=process or old.process,
+            process=process,
             first_seen=old.first_seen,
             state_since=now,
             history=self._history(old.history, path, now, first=False),
             tags=self._classify(record, 0.0),
+            former_process=former,
         )
         if record.state is TcpState.LISTEN:
             self._add_listener(record)
@@ -379,16 +381,7 @@ class Tracker:
         self._schedule_ageing(track)
         changed_ids.append(conn.id)
         events.append(
-            Event(
-                kind=EventKind.TRANSITION,
-                at=now,
-                connection=conn,
-                from_state=old_state,
-                to_state=record.state,
-                path=path,
-                inferred=len(path) > 2,
-                reason=reason(path, first=False, evidence=evidence),
-            )
+            _step_event(EventKind.TRANSITION, now, conn, old_state, record.state, path, evidence)
         )
 
     def _end(
@@ -415,22 +408,14 @@ class Tracker:
             history=self._history(old.history, path, now, first=False),
             tags=old.tags,
             gone_at=now,
+            former_process=old.former_process,
         )
         if old.record.cookie is not None:
             destroyed.pop(old.record.cookie, None)
         self._retire(track, conn, mono)
         gone_ids.append(conn.id)
         events.append(
-            Event(
-                kind=EventKind.GONE,
-                at=now,
-                connection=conn,
-                from_state=old_state,
-                to_state=TcpState.CLOSED,
-                path=path,
-                inferred=len(path) > 2,
-                reason=reason(path, first=False, evidence=evidence),
-            )
+            _step_event(EventKind.GONE, now, conn, old_state, TcpState.CLOSED, path, evidence)
         )
 
     def _short_lived(
@@ -508,16 +493,17 @@ class Tracker:
     ) -> None:
         """A new sighting without a state change: same story, fresher record."""
         old = track.conn
-        process = owners.get(record.inode) if record.inode else None
+        process, former = _owners(old, record, owners)
         conn = build_connection(
             old.id,
             record,
-            process or old.process,
+            process,
             old.first_seen,
             old.state_since,
             old.history,
             self._classify(record, mono - track.since_mono),
             None,
+            former,
         )
         self._set(track, conn)
 
@@ -686,6 +672,21 @@ def _event(
     return event
 
 
+def _step_event(
+    kind: EventKind,
+    at: float,
+    connection: Connection,
+    from_state: TcpState,
+    to_state: TcpState,
+    path: tuple[TcpState, ...],
+    evidence: Evidence,
+) -> Event:
+    """The event of a known connection moving from its last sighting's state along `path`:
+    inferred when it passed states no poll saw."""
+    why = reason(path, first=False, evidence=evidence)
+    return _event(kind, at, connection, from_state, to_state, path, len(path) > 2, why)
+
+
 # Evidence without a local peer: eight values, built once.
 _PLAIN = {
     (accepted, completed, reset): Evidence(accepted=accepted, completed=completed, reset=reset)
@@ -711,6 +712,24 @@ def _interned(
     if found is None:
         found = _EVIDENCE[key] = Evidence(accepted, peer_before, peer_now, completed, reset)
     return found
+
+
+def _owners(
+    old: Connection, record: SocketRecord, owners: Mapping[int, ProcessInfo]
+) -> tuple[ProcessInfo | None, ProcessInfo | None]:
+    """(current owner, former owner) of a new sighting of `old`'s socket.
+
+    The current owner holds the socket's inode now; while the inode stays the same, an
+    owner this poll did not name is still the one seen before. A socket nobody holds
+    (inode 0: TIME_WAIT, orphans) has none, but remembers the last one seen."""
+    inode = record.inode
+    if inode:
+        process = owners.get(inode)
+        if process is None and inode == old.record.inode:
+            process = old.process
+        if process is not None:
+            return process, None
+    return None, old.process or old.former_process
 
 
 def _unacked(record: SocketRecord) -> int:

@@ -40,6 +40,7 @@ def first_view(
             (),
             classify(record, state_age_s=None, thresholds=thresholds),
             None,
+            None,
         )
     return view
 
@@ -79,7 +80,17 @@ def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
 # connections and events (the collector builds its records the same way).
 _CONNECTION_SETTERS = slot_setters(
     Connection,
-    ("id", "record", "process", "first_seen", "state_since", "history", "tags", "gone_at"),
+    (
+        "id",
+        "record",
+        "process",
+        "first_seen",
+        "state_since",
+        "history",
+        "tags",
+        "gone_at",
+        "former_process",
+    ),
 )
 
 
@@ -92,10 +103,13 @@ def build_connection(
     history: tuple[Transition, ...],
     tags: frozenset[Tag],
     gone_at: float | None,
+    former_process: ProcessInfo | None,
 ) -> Connection:
     """Connection(...) with every field given, positionally, built through its slots."""
     conn = object.__new__(Connection)
-    s_id, s_record, s_process, s_first, s_since, s_history, s_tags, s_gone = _CONNECTION_SETTERS
+    s_id, s_record, s_process, s_first, s_since, s_history, s_tags, s_gone, s_former = (
+        _CONNECTION_SETTERS
+    )
     s_id(conn, conn_id)
     s_record(conn, record)
     s_process(conn, process)
@@ -104,4 +118,5 @@ def build_connection(
     s_history(conn, history)
     s_tags(conn, tags)
     s_gone(conn, gone_at)
+    s_former(conn, former_process)
     return conn

@@ -21,7 +21,14 @@ from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.textsafe import printable
 from tcpwatch.tui import diagrams
-from tcpwatch.tui.table import STATE_STYLE, TAG_STYLE, fmt_age, fmt_duration, fmt_endpoint
+from tcpwatch.tui.table import (
+    STATE_STYLE,
+    TAG_STYLE,
+    fmt_age,
+    fmt_duration,
+    fmt_endpoint,
+    fmt_process,
+)
 from tcpwatch.tui.view import TableView, find_peer, listener_members
 
 SECTION = "bold #87d7ff"
@@ -94,12 +101,17 @@ def _owner_text(conn: Connection) -> Text:
     process = conn.process
     if process is None:
         if conn.record.inode == 0:
-            return Text(
+            text = Text(
                 "  no process holds this socket (TIME_WAIT, a request sock, or an orphan "
                 "the kernel finishes alone)",
                 LABEL,
             )
-        return Text("  unknown: run as root to see the owners of every socket", LABEL)
+        else:
+            text = Text("  unknown: run as root to see the owners of every socket", LABEL)
+        former = conn.former_process
+        if former is not None:
+            text.append(f"\n  was held by {former.pid} {printable(former.name)}", LABEL)
+        return text
     uid = process.uid if process.uid is not None else conn.record.uid
     return _kv(
         [
@@ -118,8 +130,7 @@ def _side(conn: Connection, now: float) -> Text:
     record = conn.record
     out.append(f"{_endpoint(record.local.address, record.local.port)}\n")
     out.append(f"Recv-Q {record.recv_q}  Send-Q {record.send_q}\n")
-    who = "-" if conn.process is None else f"{conn.process.pid} {printable(conn.process.name)}"
-    out.append(f"process {who}")
+    out.append(f"process {fmt_process(conn)}")
     return out
 
 

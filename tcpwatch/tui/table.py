@@ -69,26 +69,38 @@ class ColumnSpec:
     column: Column
     title: str
     minimum: int
-    maximum: int
     drop_order: int  # 0: never dropped; higher numbers go first on narrow screens
     right: bool = False
 
 
 COLUMNS: tuple[ColumnSpec, ...] = (
-    ColumnSpec(Column.STATE, "State", 11, 11, 0),
-    ColumnSpec(Column.LOCAL, "Local", 20, 47, 0),
-    ColumnSpec(Column.REMOTE, "Remote", 20, 47, 0),
-    ColumnSpec(Column.RECV_Q, "Recv-Q", 6, 6, 0, right=True),
-    ColumnSpec(Column.SEND_Q, "Send-Q", 6, 6, 0, right=True),
-    ColumnSpec(Column.TIMER, "Timer", 11, 15, 4),
-    ColumnSpec(Column.AGE, "In state", 8, 8, 2),
-    ColumnSpec(Column.PROCESS, "Process", 10, 26, 1),
-    ColumnSpec(Column.TAGS, "Tags", 11, 26, 3),
+    ColumnSpec(Column.STATE, "State", 11, 0),
+    ColumnSpec(Column.LOCAL, "Local", 20, 0),
+    ColumnSpec(Column.REMOTE, "Remote", 20, 0),
+    ColumnSpec(Column.RECV_Q, "Recv-Q", 6, 0, right=True),
+    ColumnSpec(Column.SEND_Q, "Send-Q", 6, 0, right=True),
+    ColumnSpec(Column.TIMER, "Timer", 11, 4),
+    ColumnSpec(Column.AGE, "In state", 8, 2),
+    ColumnSpec(Column.PROCESS, "Process", 10, 1),
+    ColumnSpec(Column.TAGS, "Tags", 11, 3),
+)
+
+
+# Who gets spare width first, and up to what: room for an owner in parentheses, then for
+# three tags, then the rest of the timer and process text, then long (IPv6) addresses.
+# Whatever is left after that goes to the last column.
+_GROWTH: tuple[tuple[tuple[Column, ...], int], ...] = (
+    ((Column.PROCESS,), 13),
+    ((Column.TAGS,), 28),
+    ((Column.TIMER,), 15),
+    ((Column.PROCESS,), 26),
+    ((Column.LOCAL, Column.REMOTE), 47),
 )
 
 
 def layout(width: int, mode: ViewMode) -> list[tuple[ColumnSpec, int]]:
-    """Column widths for a screen `width` wide: drop the least useful columns, then share."""
+    """Column widths for a screen `width` wide: drop the least useful columns, then share
+    the spare width out (see `_GROWTH`); the last column takes what remains."""
     specs = list(COLUMNS)
     extra_state = 0 if mode is ViewMode.ALL else 2
 
@@ -100,17 +112,13 @@ def layout(width: int, mode: ViewMode) -> list[tuple[ColumnSpec, int]]:
     widths = {s.column: s.minimum for s in specs}
     widths[Column.STATE] += extra_state
     spare = width - need(specs)
-    for spec in sorted(specs, key=lambda s: s.column in (Column.LOCAL, Column.REMOTE)):
-        if spec.column in (Column.LOCAL, Column.REMOTE):
-            break
-        grow = min(spare, spec.maximum - spec.minimum)
-        widths[spec.column] += grow
-        spare -= grow
-    addresses = [s for s in specs if s.column in (Column.LOCAL, Column.REMOTE)]
-    for n, spec in enumerate(addresses):
-        grow = min(spec.maximum - spec.minimum, spare // (len(addresses) - n))
-        widths[spec.column] += grow
-        spare -= grow
+    for columns, cap in _GROWTH:
+        shown = [column for column in columns if column in widths]
+        for n, column in enumerate(shown):
+            grow = max(0, min(cap - widths[column], spare // (len(shown) - n)))
+            widths[column] += grow
+            spare -= grow
+    widths[specs[-1].column] += max(0, spare)
     return [(s, widths[s.column]) for s in specs]
 
 
@@ -163,9 +171,11 @@ def fmt_age(conn: Connection, now: float) -> str:
 
 
 def fmt_process(conn: Connection) -> str:
+    """The owner; a socket nobody holds any more shows its former owner in parentheses."""
     process = conn.process
     if process is None:
-        return "-"
+        former = conn.former_process
+        return "-" if former is None else f"({former.pid} {printable(former.name)})"
     return f"{process.pid} {printable(process.name)}"
 
 

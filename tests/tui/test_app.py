@@ -421,3 +421,34 @@ async def test_poll_arriving_after_the_drill_down_closed_is_ignored() -> None:
         app.post_message(Polled(app.view, page))
         await step(pilot)
         assert not isinstance(app.screen, DrillScreen)
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 140, 170, 250])
+def test_layout_fills_the_width_and_the_last_column_takes_the_rest(width: int) -> None:
+    columns = layout(width, ViewMode.ALL)
+    assert sum(cell for _, cell in columns) + len(columns) - 1 == width
+    assert [spec.column for spec, _ in columns][:5] == list(Column)[:5]
+    widths = {spec.column: cell for spec, cell in columns}
+    if width >= 140:  # room for three tags: "half_closed lingering orphan"
+        assert widths[Column.TAGS] >= len("half_closed lingering orphan")
+    if width >= 250:
+        assert widths[Column.TAGS] > 28
+
+
+async def test_a_socket_nobody_holds_shows_its_former_owner_dimmed() -> None:
+    """nginx's upstream connections end in TIME_WAIT (inode 0): no process holds them, as
+    `ss` shows, but the table and the drill-down say whose they were."""
+    app = busy_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await step(pilot, 3)
+        tw = find(
+            app, lambda c: c.record.state is TcpState.TIME_WAIT and c.former_process is not None
+        )
+        assert tw.process is None and tw.former_process.name == "nginx"
+        columns = layout(140, ViewMode.ALL)
+        line = row_text(app.view, tw.id, columns, 140)
+        assert "(1201 nginx)" in line.plain
+        owner = next(s for s in line.spans if "(1201 nginx)" in line.plain[s.start : s.end])
+        assert "#8a8a8a" in str(owner.style)
+        text = await _drill(pilot, app, tw)
+        assert "no process holds this socket" in text and "was held by 1201 nginx" in text
