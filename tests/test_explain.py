@@ -3,6 +3,7 @@ each diagnosis firing on its condition and not otherwise."""
 
 from __future__ import annotations
 
+import string
 import struct
 from dataclasses import replace
 
@@ -10,8 +11,6 @@ import pytest
 
 from tcpwatch.model import (
     Connection,
-    Endpoint,
-    Family,
     ProcessInfo,
     SocketRecord,
     Timer,
@@ -34,7 +33,6 @@ from tcpwatch.tcp.explain import (
     flag_meaning,
     glossary,
     pick_language,
-    template_fields,
 )
 from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import TcpState as S
@@ -48,10 +46,16 @@ from tests.netns import (
     set_sysctl,
     wait_until,
 )
+from tests.records import record
 
 NOW = 10_000.0
 HOST = HostSettings()
 JAVA = ProcessInfo(4242, "java", ("java", "-jar", "app.jar"), "app")
+
+
+def template_fields(template: str) -> set[str]:
+    """The named fields a catalog template uses."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def rec(
@@ -65,19 +69,8 @@ def rec(
     inode: int = 77,
     raw: bytes | None = None,
 ) -> SocketRecord:
-    family = Family.IPV6 if ":" in local[0] else Family.IPV4
-    return SocketRecord(
-        cookie=1,
-        family=family,
-        state=state,
-        local=Endpoint(*local),
-        remote=Endpoint(*remote),
-        recv_q=recv_q,
-        send_q=send_q,
-        timer=timer,
-        uid=0,
-        inode=inode,
-        tcp_info_raw=raw,
+    return record(
+        state, local, remote, recv_q=recv_q, send_q=send_q, timer=timer, inode=inode, raw=raw
     )
 
 
@@ -557,3 +550,22 @@ def test_explanations_match_a_real_namespace() -> None:
 
     syn_sent = explain(_kernel_conn(by_state[S.SYN_SENT], now), host=host, now=now)
     assert codes(syn_sent) == {"syn_sent_stuck"}
+
+
+def test_a_former_owner_is_named_as_such_and_a_leak_names_the_current_owner() -> None:
+    """TIME_WAIT has no process (inode 0); the text says whose it was. A CLOSE_WAIT leak
+    is still held: it names the process holding it now."""
+    nginx = ProcessInfo(1201, "nginx", ("nginx",), "www")
+    timer = Timer(TimerName.TIMEWAIT, 50_000, 0)
+    local, remote = ("127.0.0.1", 40000), ("127.0.0.1", 8080)
+    path = (S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2, S.TIME_WAIT)
+    tw = conn(rec(S.TIME_WAIT, local=local, remote=remote, timer=timer, inode=0), path=path)
+    tw = replace(tw, process=None, former_process=nginx)
+    e = explain(tw, host=HOST, now=NOW)
+    assert e.who_closed_first is not None
+    assert "no process now, formerly nginx (pid 1201)" in e.who_closed_first
+    th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
+    leak = replace(conn(rec(S.CLOSE_WAIT, recv_q=1), age=40), former_process=nginx)
+    found = diagnose_population([leak, tw], HOST, now=NOW, thresholds=th)
+    titles = [d.title for d in found if d.code == "close_wait_leak"]
+    assert titles == ["CLOSE_WAIT leak in java (pid 4242)"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tcpwatch.errors import UsageError
 from tcpwatch.filters import FilterError, parse_filter
-from tcpwatch.model import Connection, Endpoint, Family, ProcessInfo, SocketRecord
+from tcpwatch.model import Connection, Family, ProcessInfo
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
+from tests.records import record
 
 
 def conn(
@@ -23,21 +26,10 @@ def conn(
     tags: frozenset[Tag] = frozenset(),
     gone: bool = False,
 ) -> Connection:
-    record = SocketRecord(
-        cookie=1,
-        family=family,
-        state=state,
-        local=Endpoint(*local),
-        remote=Endpoint(*remote),
-        recv_q=0,
-        send_q=0,
-        timer=None,
-        uid=uid,
-        inode=inode,
-    )
+    socket = replace(record(state, local, remote, uid=uid, inode=inode), family=family)
     return Connection(
         id="0x1",
-        record=record,
+        record=socket,
         process=process,
         first_seen=0.0,
         state_since=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -23,66 +24,22 @@ from tcpwatch.model import (
 )
 from tcpwatch.outputs.jsondoc import (
     connection_json,
+    first_view_json_text,
     iso,
     snapshot_document,
     snapshot_json_text,
+    write_first_view_json,
     write_json_atomic,
 )
 from tcpwatch.tcp.states import TcpState
-from tcpwatch.tcp.tags import Tag
-
-DOCUMENT_KEYS = {
-    "schema",
-    "taken_at",
-    "host",
-    "netns",
-    "source",
-    "filter",
-    "summary",
-    "connections",
-}
-CONNECTION_KEYS = {
-    "id",
-    "family",
-    "state",
-    "local",
-    "remote",
-    "recv_q",
-    "send_q",
-    "timer",
-    "uid",
-    "inode",
-    "process",
-    "tags",
-    "state_since",
-    "history",
-    "tcp_info",
-}
-TCP_INFO_KEYS = {
-    "rtt_us",
-    "retransmits",
-    "backoff",
-    "probes",
-    "unacked",
-    "bytes_acked",
-    "bytes_received",
-    "last_data_recv_ms",
-}
+from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag, TagThresholds
+from tcpwatch.tracker import first_view
+from tests.records import CONNECTION_KEYS, DOCUMENT_KEYS, TCP_INFO_KEYS, record
 
 
 def _record(state: TcpState, inode: int, timer: Timer | None = None) -> SocketRecord:
-    return SocketRecord(
-        cookie=0x1A2B,
-        family=Family.IPV4,
-        state=state,
-        local=Endpoint("127.0.0.1", 8080),
-        remote=Endpoint("127.0.0.1", 51234 if state is not TcpState.LISTEN else 0),
-        recv_q=1,
-        send_q=0,
-        timer=timer,
-        uid=1000,
-        inode=inode,
-    )
+    remote = ("127.0.0.1", 51234 if state is not TcpState.LISTEN else 0)
+    return record(state, remote=remote, cookie=0x1A2B, recv_q=1, timer=timer, uid=1000, inode=inode)
 
 
 JAVA = ProcessInfo(pid=4242, name="java", cmdline=("java", "-jar", "app.jar"), user="app", uid=1000)
@@ -315,6 +272,85 @@ def test_snapshot_json_text_is_the_compact_document(with_history: bool) -> None:
         )
         text = snapshot_json_text(snapshot, conns, filter_text, with_history=with_history)
         assert text == expected
+
+
+def test_first_view_json_text_is_the_compact_first_view_document() -> None:
+    """The records path writes what the Connection path writes for first_view's
+    connections: ids (cookies, 4-tuples, a reused 4-tuple), owners, tags, tcp_info; and
+    one connection for a socket a dump listed twice (the fixtures share a cookie)."""
+    records = [conn.record for conn in _varied_connections()]
+    records += [records[-1], records[-2], records[-1]]  # reused cookie-less 4-tuples
+    assert records[0].cookie == records[1].cookie
+    owners = {123456: JAVA, 904: ProcessInfo(7, 'we"ird 进程\udcff', ("a\nb",), None)}
+    for thresholds in (DEFAULT_THRESHOLDS, TagThresholds(dead_retransmits=0, dead_probes=0)):
+        for sockets in (tuple(records[1:]), tuple(records), ()):
+            snapshot = Snapshot(
+                taken_at=T0,
+                monotonic=1.0,
+                host="hôte",
+                netns=None,
+                source=SourceKind.NETLINK,
+                sockets=sockets,
+                owners=owners,
+            )
+            connections = first_view(snapshot, thresholds).values()
+            expected = json.dumps(
+                snapshot_document(snapshot, connections, "", with_history=False),
+                separators=(",", ":"),
+            )
+            assert first_view_json_text(snapshot, thresholds) == expected
+
+
+def _many_sockets_snapshot(count: int) -> Snapshot:
+    """`count` sockets with distinct cookies, varied as the fixtures are."""
+    records = [conn.record for conn in _varied_connections()]
+    sockets = tuple(dataclasses.replace(records[n % len(records)], cookie=n) for n in range(count))
+    owners = {123456: JAVA, 904: ProcessInfo(7, 'we"ird 进程\udcff', ("a\nb",), None)}
+    return Snapshot(
+        taken_at=T0,
+        monotonic=1.0,
+        host="hôte",
+        netns="ns",
+        source=SourceKind.NETLINK,
+        sockets=sockets,
+        owners=owners,
+    )
+
+
+@pytest.mark.parametrize("count", [0, 10, 7001])
+def test_write_first_view_json_writes_the_text(count: int, tmp_path: Path) -> None:
+    """The same text, whether written whole or in two halves by two processes (at
+    7001 sockets a child writes the second half)."""
+    snapshot = _many_sockets_snapshot(count)
+    with open(tmp_path / "out.json", "w+b") as out:
+        write_first_view_json(snapshot, out.fileno())
+        out.seek(0)
+        text = out.read().decode()
+    assert text == first_view_json_text(snapshot) + "\n"
+    assert json.loads(text)["summary"]["total"] == count
+
+
+def test_write_first_view_json_reader_gone() -> None:
+    """A reader that has left is a BrokenPipeError, and the child is not left behind."""
+    snapshot = _many_sockets_snapshot(7001)
+    children = _children()
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        with pytest.raises(BrokenPipeError):
+            write_first_view_json(snapshot, write_end)
+    finally:
+        os.close(write_end)
+    assert _children() == children
+
+
+def _children() -> set[str]:
+    """This process's child processes (alive or not yet reaped)."""
+    return {
+        pid
+        for task in Path("/proc/self/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    }
 
 
 def test_write_json_atomic(tmp_path: Path) -> None:

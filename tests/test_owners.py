@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tcpwatch.sources import owners as owners_module
+from tcpwatch.sources.netlink import NetlinkSource
 from tcpwatch.sources.owners import NOTE_NOT_ROOT, OwnerResolver, _Holders
 from tests.netns import private_netns, requires_root, ss
 
@@ -66,6 +67,16 @@ for line in sys.stdin:
     elif op == "swap":  # close a pair and open another: the fd count stays the same
         for s in socks.pop(cmd["name"]):
             s.close()
+        client = socket.create_connection(("127.0.0.1", port))
+        server, _ = listener.accept()
+        socks[cmd["name"]] = (client, server)
+        reply(client=ino(client), server=ino(server), fds=len(os.listdir("/proc/self/fd")))
+    elif op == "files":  # plain files to trade for sockets later
+        files = [open(os.devnull) for _ in range(2)]
+        reply(fds=len(os.listdir("/proc/self/fd")))
+    elif op == "trade":  # close two files and open a pair: fd count same, no socket freed
+        for f in files:
+            f.close()
         client = socket.create_connection(("127.0.0.1", port))
         server, _ = listener.accept()
         socks[cmd["name"]] = (client, server)
@@ -172,14 +183,17 @@ def test_incremental_cache_follows_changes(ns: str, holder: Holder) -> None:
     assert owners[pair["client"]].pid == pid
     assert owners[pair["server"]].pid == pid
 
-    # Close one and open one: the fd count is unchanged, the new inode is still found.
+    # Close one pair and open one: the fd count is unchanged; the new sockets took the
+    # freed fd numbers, and reading those finds them at once, with no process read whole.
     before = holder.ask(op="fds")["fds"]
     swapped = holder.ask(op="swap", name="a")
     assert swapped["fds"] == before
     asked = [listener, swapped["client"], swapped["server"]]
+    scans: list[int] = []
+    scan = resolver._scan
+    resolver._scan = lambda p, entry: scans.append(p) or scan(p, entry)  # type: ignore[method-assign]
     owners, _ = resolver.resolve(asked)
-    assert swapped["client"] not in owners  # maybe closed since the dump: wait a poll
-    owners, _ = resolver.resolve(asked)
+    assert scans == []
     assert owners[swapped["client"]].pid == pid
     assert owners[swapped["server"]].pid == pid
 
@@ -188,6 +202,46 @@ def test_incremental_cache_follows_changes(ns: str, holder: Holder) -> None:
     owners, _ = resolver.resolve([listener])
     assert owners[listener].pid == pid
     assert {inode: pids for _, inode, pids in ss_sockets(ns)}[listener] == {pid}
+
+
+@requires_root
+def test_hinted_search_reads_the_listener_owner_first(
+    ns: str, holder: Holder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sockets appearing at an unchanged fd count, at no freed socket fd, are searched for
+    first in the process owning the listener they were accepted on, not in the process
+    whose sockets changed last."""
+    monkeypatch.setattr(owners_module, "SEARCH_BUDGET", 1)  # one process per poll
+    other = Holder(ns)
+    try:
+        source = NetlinkSource(ns)
+        resolver = OwnerResolver()
+
+        def poll() -> dict[int, int]:
+            sockets = source.dump()
+            owners, _ = resolver.resolve((r.inode for r in sockets), hints=sockets)
+            return {inode: info.pid for inode, info in owners.items()}
+
+        pid = holder.hello["pid"]
+        poll()
+        holder.ask(op="files")
+        poll()
+        other.ask(op="connect", name="b")  # the other holder's sockets changed last
+        traded = holder.ask(op="trade", name="a")
+        assert traded["fds"] == holder.ask(op="fds")["fds"]
+        poll()  # the other holder is rescanned (its fd count changed); new ones wait
+        # What the search reads (a rescan of a process whose fd count changed is not).
+        scans: list[int] = []
+        scan, search = resolver._scan, resolver._search
+        monkeypatch.setattr(resolver, "_scan", lambda p, e: scans.append(p) or scan(p, e))
+        monkeypatch.setattr(resolver, "_search", lambda *a: scans.clear() or search(*a))
+        owners = poll()
+        assert scans == [pid]
+        assert owners[traded["client"]] == pid
+        assert owners[traded["server"]] == pid
+        source.close()
+    finally:
+        other.stop()
 
 
 @requires_root

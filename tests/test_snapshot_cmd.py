@@ -15,10 +15,7 @@ import pytest
 from tcpwatch.cli import main
 from tcpwatch.model import (
     Connection,
-    Endpoint,
-    Family,
     ProcessInfo,
-    SocketRecord,
     SourceKind,
     Timer,
     TimerName,
@@ -40,39 +37,10 @@ from tests.netns import (
     ss,
     wait_until,
 )
+from tests.records import CONNECTION_KEYS, DOCUMENT_KEYS, PROCESS_KEYS, TCP_INFO_KEYS, record
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DOCUMENT_KEYS = {"schema", "taken_at", "host", "netns", "source", "filter", "summary"}
-DOCUMENT_KEYS |= {"connections"}
-CONNECTION_KEYS = {
-    "id",
-    "family",
-    "state",
-    "local",
-    "remote",
-    "recv_q",
-    "send_q",
-    "timer",
-    "uid",
-    "inode",
-    "process",
-    "tags",
-    "state_since",
-    "history",
-    "tcp_info",
-}
-PROCESS_KEYS = {"pid", "name", "cmdline", "user"}
-TCP_INFO_KEYS = {
-    "rtt_us",
-    "retransmits",
-    "backoff",
-    "probes",
-    "unacked",
-    "bytes_acked",
-    "bytes_received",
-    "last_data_recv_ms",
-}
 STATES = {
     "ESTABLISHED",
     "SYN_SENT",
@@ -362,20 +330,12 @@ def test_auto_falls_back_to_proc_with_a_notice(
 
 
 def _conn(name: str, pid: int, local: str, inode: int = 7) -> Connection:
-    record = SocketRecord(
-        cookie=1,
-        family=Family.IPV6 if ":" in local else Family.IPV4,
-        state=TcpState.ESTABLISHED,
-        local=Endpoint(local, 80),
-        remote=Endpoint(local, 0),
-        recv_q=0,
-        send_q=12345,
-        timer=Timer(TimerName.RETRANSMIT, 200, 3),
-        uid=0,
-        inode=inode,
+    timer = Timer(TimerName.RETRANSMIT, 200, 3)
+    socket = record(
+        TcpState.ESTABLISHED, (local, 80), (local, 0), send_q=12345, timer=timer, inode=inode
     )
     process = ProcessInfo(pid, name, (name,), "root", 0) if name else None
-    return Connection("0x1", record, process, 0.0, None, (), frozenset())
+    return Connection("0x1", socket, process, 0.0, None, (), frozenset())
 
 
 def test_table_cells_and_alignment() -> None:

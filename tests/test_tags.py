@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tcpwatch.model import Endpoint, Family, SocketRecord, Timer, TimerName
+from tcpwatch.model import SocketRecord, Timer, TimerName
 from tcpwatch.tcp.states import TcpState as S
 from tcpwatch.tcp.tags import (
     Tag,
@@ -17,6 +17,7 @@ from tcpwatch.tcp.tags import (
     dead_peer_evidence,
 )
 from tcpwatch.tcpinfo import parse_tcp_info
+from tests.records import record as socket_record
 
 
 def tcp_info_bytes(
@@ -38,19 +39,7 @@ def record(
     timer: Timer | None = None,
     raw: bytes | None = None,
 ) -> SocketRecord:
-    return SocketRecord(
-        cookie=1,
-        family=Family.IPV4,
-        state=state,
-        local=Endpoint("127.0.0.1", 8080),
-        remote=Endpoint("127.0.0.1", 40000),
-        recv_q=recv_q,
-        send_q=send_q,
-        timer=timer,
-        uid=0,
-        inode=inode,
-        tcp_info_raw=raw,
-    )
+    return socket_record(state, recv_q=recv_q, send_q=send_q, timer=timer, inode=inode, raw=raw)
 
 
 def test_layout_matches_the_collector_parser() -> None:

@@ -9,9 +9,7 @@ import struct
 import pytest
 
 from tcpwatch.model import (
-    Endpoint,
     EventKind,
-    Family,
     ProcessInfo,
     Snapshot,
     SocketRecord,
@@ -22,6 +20,7 @@ from tcpwatch.model import (
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag, TagThresholds
 from tcpwatch.tracker import Tracker, TrackerSettings, first_view
+from tests.records import record
 
 S = TcpState
 LO = "127.0.0.1"
@@ -39,16 +38,14 @@ def sock(
     timer: Timer | None = None,
     inode: int = 0,
 ) -> SocketRecord:
-    return SocketRecord(
+    return record(
+        state,
+        local,
+        remote,
         cookie=cookie,
-        family=Family.IPV6 if ":" in local[0] else Family.IPV4,
-        state=state,
-        local=Endpoint(*local),
-        remote=Endpoint(*remote),
         recv_q=recv_q,
         send_q=send_q,
         timer=timer,
-        uid=0,
         inode=inode,
     )
 

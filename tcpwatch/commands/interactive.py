@@ -16,6 +16,8 @@ from tcpwatch.cli import filter_text
 from tcpwatch.errors import TcpwatchError, UsageError
 from tcpwatch.filters import parse_filter
 
+GIL_SWITCH_SECONDS = 0.001
+
 
 def run(options: argparse.Namespace, *, replay: bool) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -52,6 +54,9 @@ def run(options: argparse.Namespace, *, replay: bool) -> int:
         replay=replay,
         host_settings=host,
     )
+    # The poll thread is CPU-bound Python; at the default 5 ms switch interval every hand-over
+    # of the GIL to the UI thread waits up to 5 ms, and answering a key takes dozens of them.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     app.run()
     if app.failure is not None:
         raise TcpwatchError(app.failure)

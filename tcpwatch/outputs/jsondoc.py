@@ -11,9 +11,8 @@ import functools
 import json
 import os
 import struct
-import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,14 +23,16 @@ from tcpwatch.model import (
     Family,
     ProcessInfo,
     Snapshot,
+    SocketRecord,
     TcpInfo,
     Timer,
     TimerName,
     Transition,
 )
 from tcpwatch.tcp.states import TcpState
-from tcpwatch.tcp.tags import Tag
+from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag, TagThresholds, classify
 from tcpwatch.tcpinfo import parse_tcp_info
+from tcpwatch.tracker.view import connection_id, first_view
 
 SCHEMA = "tcpwatch.snapshot/1"
 _CLOSED = TcpState.CLOSED.value  # a gone connection's state (Connection.state)
@@ -225,11 +226,7 @@ def snapshot_json_text(
     encode = _encode_string
     processes: dict[int, str] = {}
     tag_lists: dict[frozenset[Tag], tuple[str, tuple[str, ...]]] = {}
-    timer_names = _TIMER_TEXT
     state_names = _STATE_NAMES
-    ipv4 = Family.IPV4
-    unpack_info = _TCP_INFO_FIELDS.unpack_from
-    info_size = _TCP_INFO_FIELDS.size
     states: dict[str, int] = {}
     tag_counts: dict[str, int] = {}
     items = []
@@ -238,78 +235,299 @@ def snapshot_json_text(
         record = conn.record
         state = _CLOSED if conn.gone_at is not None else state_names[record.state]
         states[state] = states.get(state, 0) + 1
-        process = conn.process
+        process_text = _process_text(conn.process, processes)
+        if conn.former_process is not None:  # only the tracker knows one: not on the fast path
+            process_text += f',"former_process":{_compact(process_json(conn.former_process))}'
+        tags_text = _tags_text(conn.tags, tag_lists, tag_counts)
+        state_since = conn.state_since
+        append(
+            _item_text(
+                encode(conn.id),
+                record,
+                state,
+                process_text,
+                tags_text,
+                "null" if state_since is None else _quoted_iso(state_since),
+                _compact([transition_json(t) for t in conn.history]) if with_history else "[]",
+            )
+        )
+    return _document_text(snapshot, filter_text, items, states, tag_counts)
+
+
+def first_view_json_text(snapshot: Snapshot, thresholds: TagThresholds = DEFAULT_THRESHOLDS) -> str:
+    """`snapshot_json_text(snapshot, first_view(snapshot, thresholds).values(), "",
+    with_history=False)`, character for character, straight from the records.
+
+    For an unfiltered one-shot `snapshot --json`: building 50k Connection objects only to
+    read them back cost a fifth of the whole run. Ids, owners and tags as first_view
+    gives them (the same `connection_id` and `classify`), in the kernel's order.
+    """
+    items, states, tag_counts, distinct = _first_view_part(
+        snapshot.sockets, snapshot.owners, thresholds
+    )
+    if distinct < len(items):
+        # A socket listed twice (a dump is not atomic): first_view keeps one connection.
+        return snapshot_json_text(
+            snapshot, first_view(snapshot, thresholds).values(), "", with_history=False
+        )
+    return f"{_document_head(snapshot, len(items), states, tag_counts)}{','.join(items)}]}}"
+
+
+def write_first_view_json(
+    snapshot: Snapshot, fd: int, thresholds: TagThresholds = DEFAULT_THRESHOLDS
+) -> None:
+    """Write `first_view_json_text(snapshot, thresholds)` and a newline to the file
+    descriptor `fd` (OSError as a write raises it; BrokenPipeError when the reader left).
+
+    With many sockets a forked child formats the second half meanwhile, on the second
+    core, and writes it after the parent's half (at 50k sockets: 140 ms instead of 210).
+    For single-threaded callers (it forks).
+    """
+    sockets = snapshot.sockets
+    if len(sockets) < _SPLIT_AT or not _distinct_cookies(sockets):
+        _write_all(fd, first_view_json_text(snapshot, thresholds).encode())
+        _write_all(fd, b"\n")
+        return
+    half = len(sockets) // 2
+    report_r, report_w = os.pipe()  # child -> parent: its counts, then how its write went
+    go_r, go_w = os.pipe()  # parent -> child: write now (EOF: never)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        status = 1
+        try:
+            os.close(report_r)
+            os.close(go_w)
+            items, states, tag_counts, _ = _first_view_part(
+                sockets[half:], snapshot.owners, thresholds
+            )
+            text = ",".join(items).encode()
+            counts = [len(items), list(states.items()), list(tag_counts.items())]
+            _write_all(report_w, _compact(counts).encode() + b"\n")
+            if os.read(go_r, 1):
+                try:
+                    _write_all(fd, text)
+                    _write_all(report_w, b"0\n")
+                except OSError as error:
+                    _write_all(report_w, f"{error.errno or 5}\n".encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(report_w)
+    os.close(go_r)
+    try:
+        with os.fdopen(report_r, "rb") as report:
+            items, states, tag_counts, _ = _first_view_part(
+                sockets[:half], snapshot.owners, thresholds
+            )
+            line = report.readline()
+            if line:
+                total, child_states, child_tags = json.loads(line)
+                child_text = None
+            else:  # the child failed: its half here too
+                rest, more_states, more_tags, _ = _first_view_part(
+                    sockets[half:], snapshot.owners, thresholds
+                )
+                total, child_text = len(rest), ",".join(rest)
+                child_states, child_tags = list(more_states.items()), list(more_tags.items())
+            for counts, more in ((states, child_states), (tag_counts, child_tags)):
+                for name, count in more:  # the child's names after ours: document order
+                    counts[name] = counts.get(name, 0) + count
+            head = _document_head(snapshot, len(items) + total, states, tag_counts)
+            mine = ",".join(items)
+            comma = "," if items and total else ""
+            if child_text is not None:
+                _write_all(fd, f"{head}{mine}{comma}{child_text}]}}\n".encode())
+                return
+            _write_all(fd, f"{head}{mine}{comma}".encode())
+            os.write(go_w, b"w")
+            written = report.readline().strip()
+            if written != b"0":  # OSError picks the subclass (BrokenPipeError …)
+                errno = int(written or 5)
+                raise OSError(errno, os.strerror(errno))
+            _write_all(fd, b"]}\n")
+    finally:
+        os.close(go_w)
+        os.waitpid(pid, 0)
+
+
+# Below this many sockets a second process costs more than it saves.
+_SPLIT_AT = 5000
+
+
+def _distinct_cookies(sockets: Sequence[SocketRecord]) -> bool:
+    """Every socket has a cookie, and no two the same: then the halves' ids are
+    independent (no 4-tuple ids to number, no socket listed twice)."""
+    cookies = {record.cookie for record in sockets}
+    return None not in cookies and len(cookies) == len(sockets)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _first_view_part(
+    sockets: Sequence[SocketRecord],
+    owners: Mapping[int, ProcessInfo],
+    thresholds: TagThresholds,
+) -> tuple[list[str], dict[str, int], dict[str, int], int]:
+    """The texts of first_view's connections of `sockets`, their state and tag counts
+    (each name in the order it first appears), and how many distinct ids they have."""
+    encode = _encode_string
+    processes: dict[int, str] = {}
+    tag_texts: dict[frozenset[Tag], str] = {}
+    set_counts: dict[frozenset[Tag], int] = {}  # counted per tag set, named at the end
+    state_names = _STATE_NAMES
+    states: dict[str, int] = {}
+    taken: set[str] = set()  # ids made from 4-tuples (sources without cookies)
+    cookies: set[int] = set()
+    see_cookie = cookies.add
+    items = []
+    append = items.append
+    for record in sockets:
+        cookie = record.cookie
+        if cookie is not None:
+            see_cookie(cookie)
+            id_text = f'"0x{cookie:x}"'  # hex digits: nothing to escape
+        else:
+            conn_id = connection_id(record, taken)
+            taken.add(conn_id)
+            id_text = encode(conn_id)
+        state = state_names[record.state]
+        states[state] = states.get(state, 0) + 1
+        inode = record.inode
+        process = owners.get(inode) if inode else None
         if process is None:
             process_text = "null"
         else:
-            process_text = processes.get(id(process))
-            if process_text is None:
-                process_text = processes[id(process)] = _compact(process_json(process))
-        if conn.former_process is not None:  # only the tracker knows one: not on the fast path
-            process_text += f',"former_process":{_compact(process_json(conn.former_process))}'
-        tags = conn.tags
-        if tags:
-            tag_entry = tag_lists.get(tags)
-            if tag_entry is None:
-                ordered = tuple(sorted(tag.value for tag in tags))
-                tag_entry = tag_lists[tags] = (_compact(list(ordered)), ordered)
-            tags_text = tag_entry[0]
-            for name in tag_entry[1]:
-                tag_counts[name] = tag_counts.get(name, 0) + 1
-        else:
-            tags_text = "[]"
-        timer = record.timer
-        if timer is None:
-            timer_text = "null"
-        else:
-            timer_text = (
-                f'{{"name":{timer_names[timer.name]},"expires_ms":{timer.expires_ms},'
-                f'"retrans":{timer.retrans}}}'
-            )
-        state_since = conn.state_since
-        if with_history:
-            history_text = _compact([transition_json(t) for t in conn.history])
-        else:
-            history_text = "[]"
-        local = record.local
-        remote = record.remote
-        head = (
-            f'{{"id":{encode(conn.id)},"family":{_IPV4 if record.family is ipv4 else _IPV6},'
-            f'"state":"{state}","local":{{"address":{encode(local.address)},'
-            f'"port":{local.port}}},"remote":{{"address":{encode(remote.address)},'
-            f'"port":{remote.port}}},"recv_q":{record.recv_q},'
-            f'"send_q":{record.send_q},"timer":{timer_text},"uid":{record.uid},'
-            f'"inode":{record.inode},"process":{process_text},"tags":{tags_text},'
-            f'"state_since":{"null" if state_since is None else _quoted_iso(state_since)},'
-            f'"history":{history_text},"tcp_info":'
+            process_text = processes.get(id(process)) or _process_text(process, processes)
+        tags = classify(record, state_age_s=None, thresholds=thresholds)
+        tags_text = tag_texts.get(tags)
+        if tags_text is None:
+            tags_text = tag_texts[tags] = _compact(sorted(tag.value for tag in tags))
+        set_counts[tags] = set_counts.get(tags, 0) + 1
+        append(_item_text(id_text, record, state, process_text, tags_text, "null", "[]"))
+    tag_counts: dict[str, int] = {}
+    for tags, count in set_counts.items():
+        for name in sorted(tag.value for tag in tags):
+            tag_counts[name] = tag_counts.get(name, 0) + count
+    return items, states, tag_counts, len(cookies) + len(taken)
+
+
+def _process_text(process: ProcessInfo | None, cache: dict[int, str]) -> str:
+    """process_json as text, made once per process (many sockets share one)."""
+    if process is None:
+        return "null"
+    text = cache.get(id(process))
+    if text is None:
+        text = cache[id(process)] = _compact(process_json(process))
+    return text
+
+
+def _tags_text(
+    tags: frozenset[Tag],
+    cache: dict[frozenset[Tag], tuple[str, tuple[str, ...]]],
+    counts: dict[str, int],
+) -> str:
+    """The sorted tag names as text, made once per tag set; counts each name."""
+    if not tags:
+        return "[]"
+    entry = cache.get(tags)
+    if entry is None:
+        ordered = tuple(sorted(tag.value for tag in tags))
+        entry = cache[tags] = (_compact(list(ordered)), ordered)
+    for name in entry[1]:
+        counts[name] = counts.get(name, 0) + 1
+    return entry[0]
+
+
+def _item_text(
+    id_text: str,
+    record: SocketRecord,
+    state: str,
+    process_text: str,
+    tags_text: str,
+    since_text: str,
+    history_text: str,
+) -> str:
+    """One connection's object as text; the other arguments are JSON text already
+    (`state` a fixed name, written quoted)."""
+    encode = _encode_string
+    timer = record.timer
+    if timer is None:
+        timer_text = "null"
+    else:
+        timer_text = (
+            f'{{"name":{_TIMER_TEXT[timer.name]},"expires_ms":{timer.expires_ms},'
+            f'"retrans":{timer.retrans}}}'
         )
-        raw = record.tcp_info_raw
-        if raw is None:
-            append(f"{head}null}}")
-        elif len(raw) >= info_size:
-            (
-                retransmits,
-                probes,
-                backoff,
-                unacked,
-                last_data_sent,
-                last_data_recv,
-                last_ack_recv,
-                rtt,
-                total_retrans,
-                bytes_acked,
-                bytes_received,
-            ) = unpack_info(raw)
-            append(
-                f'{head}{{"rtt_us":{rtt},"retransmits":{retransmits},'
-                f'"backoff":{backoff},"probes":{probes},"unacked":{unacked},'
-                f'"bytes_acked":{bytes_acked},"bytes_received":{bytes_received},'
-                f'"last_data_recv_ms":{last_data_recv},'
-                f'"last_data_sent_ms":{last_data_sent},'
-                f'"last_ack_recv_ms":{last_ack_recv},"total_retrans":{total_retrans}}}}}'
+    raw = record.tcp_info_raw
+    if raw is None:
+        info_text = "null"
+    elif len(raw) >= _TCP_INFO_FIELDS.size:
+        (
+            retransmits,
+            probes,
+            backoff,
+            unacked,
+            last_data_sent,
+            last_data_recv,
+            last_ack_recv,
+            rtt,
+            total_retrans,
+            bytes_acked,
+            bytes_received,
+        ) = _TCP_INFO_FIELDS.unpack_from(raw)
+        if retransmits or backoff or probes or unacked:
+            middle = (
+                f'"retransmits":{retransmits},"backoff":{backoff},"probes":{probes},'
+                f'"unacked":{unacked}'
             )
-        else:
-            append(f"{head}{_compact(_tcp_info_raw_json(raw))}}}")
+        else:  # an idle connection's: four ints fewer to format
+            middle = _QUIET_TCP_INFO
+        info_text = (
+            f'{{"rtt_us":{rtt},{middle},'
+            f'"bytes_acked":{bytes_acked},"bytes_received":{bytes_received},'
+            f'"last_data_recv_ms":{last_data_recv},'
+            f'"last_data_sent_ms":{last_data_sent},'
+            f'"last_ack_recv_ms":{last_ack_recv},"total_retrans":{total_retrans}}}'
+        )
+    else:
+        info_text = _compact(_tcp_info_raw_json(raw))
+    local = record.local
+    remote = record.remote
+    return (
+        f'{{"id":{id_text},"family":{_IPV4 if record.family is Family.IPV4 else _IPV6},'
+        f'"state":"{state}","local":{{"address":{encode(local.address)},'
+        f'"port":{local.port}}},"remote":{{"address":{encode(remote.address)},'
+        f'"port":{remote.port}}},"recv_q":{record.recv_q},'
+        f'"send_q":{record.send_q},"timer":{timer_text},"uid":{record.uid},'
+        f'"inode":{record.inode},"process":{process_text},"tags":{tags_text},'
+        f'"state_since":{since_text},"history":{history_text},"tcp_info":{info_text}}}'
+    )
+
+
+def _document_text(
+    snapshot: Snapshot,
+    filter_text: str,
+    items: list[str],
+    states: dict[str, int],
+    tag_counts: dict[str, int],
+) -> str:
+    """The document around its connections' texts `items`, with their counts."""
+    head = _document_head(snapshot, len(items), states, tag_counts, filter_text)
+    return f"{head}{','.join(items)}]}}"
+
+
+def _document_head(
+    snapshot: Snapshot,
+    total: int,
+    states: dict[str, int],
+    tag_counts: dict[str, int],
+    filter_text: str = "",
+) -> str:
+    """The document's text up to its first connection."""
     head = _compact(
         {
             "schema": SCHEMA,
@@ -318,10 +536,10 @@ def snapshot_json_text(
             "netns": snapshot.netns,
             "source": snapshot.source.value,
             "filter": filter_text,
-            "summary": {"total": len(items), "states": states, "tags": tag_counts},
+            "summary": {"total": total, "states": states, "tags": tag_counts},
         }
     )
-    return f'{head[:-1]},"connections":[{",".join(items)}]}}'
+    return f'{head[:-1]},"connections":['
 
 
 def _quoted_iso(ts: float) -> str:
@@ -339,6 +557,7 @@ _TIMER_TEXT: dict[TimerName, str] = {name: f'"{name.value}"' for name in TimerNa
 _STATE_NAMES: dict[TcpState, str] = {state: state.value for state in TcpState}
 _IPV4 = f'"{Family.IPV4.value}"'
 _IPV6 = f'"{Family.IPV6.value}"'
+_QUIET_TCP_INFO = '"retransmits":0,"backoff":0,"probes":0,"unacked":0'
 
 
 def write_json_atomic(path: str | os.PathLike[str], document: dict[str, Any]) -> None:
@@ -347,6 +566,8 @@ def write_json_atomic(path: str | os.PathLike[str], document: dict[str, Any]) ->
     TcpwatchError with one line when it cannot be written. The JSON is ASCII (escapes for
     the rest) so that undecodable bytes in process names survive as `\\udcXX`.
     """
+    import tempfile  # here: a one-shot `snapshot` never writes a file
+
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     temp = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from tcpwatch.model import Connection, Endpoint, Family, Timer
-from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.states import LIFECYCLE_ORDER, TcpState
 from tcpwatch.textsafe import cell_width, printable
 
 HEADERS = (
@@ -23,28 +23,6 @@ HEADERS = (
     "Tags",
 )
 _RIGHT_ALIGNED = frozenset({1, 2})
-
-# Listeners first, then connections roughly in the order of their lives.
-_STATE_ORDER = {
-    state: rank
-    for rank, state in enumerate(
-        (
-            TcpState.LISTEN,
-            TcpState.SYN_SENT,
-            TcpState.SYN_RECV,
-            TcpState.ESTABLISHED,
-            TcpState.FIN_WAIT1,
-            TcpState.FIN_WAIT2,
-            TcpState.CLOSING,
-            TcpState.TIME_WAIT,
-            TcpState.CLOSE_WAIT,
-            TcpState.LAST_ACK,
-            TcpState.CLOSE,
-            TcpState.CLOSED,
-        )
-    )
-}
-_UNRANKED = len(_STATE_ORDER)
 
 
 def endpoint_text(endpoint: Endpoint, family: Family) -> str:
@@ -93,7 +71,7 @@ def sort_key(conn: Connection) -> tuple[int, int, str, str, int]:
     remote = record.remote
     state = record.state if conn.gone_at is None else TcpState.CLOSED  # conn.state, inlined
     return (
-        _STATE_ORDER.get(state, _UNRANKED),
+        LIFECYCLE_ORDER[state],
         local.port,
         local.address,
         remote.address,

@@ -8,16 +8,15 @@ dumps can be fed to it in tests); `NetlinkSource` adds the socket and the reques
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import gc
 import os
 import socket
 import struct
 from time import perf_counter
-from typing import Any
 
 from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
+from tcpwatch.slots import other_defaults, slot_setters
 from tcpwatch.sources.base import SourceError
 from tcpwatch.tcp.states import TcpState
 
@@ -85,22 +84,10 @@ _RECORD_FIELDS = (
 _TIMER_FIELDS = ("name", "expires_ms", "retrans")
 
 
-def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-def _other_defaults(cls: type, names: tuple[str, ...]) -> tuple[tuple[Any, Any], ...]:
-    others = [field for field in dataclasses.fields(cls) if field.name not in names]
-    for field in others:
-        if field.default is dataclasses.MISSING:
-            raise TypeError(f"{cls.__name__}.{field.name} needs a plain default value")
-    return tuple((cls.__dict__[field.name].__set__, field.default) for field in others)
-
-
-RECORD_SETTERS = _slot_setters(SocketRecord, _RECORD_FIELDS)
-RECORD_DEFAULTS = _other_defaults(SocketRecord, _RECORD_FIELDS)
-_TIMER_SETTERS = _slot_setters(Timer, _TIMER_FIELDS)
-_TIMER_DEFAULTS = _other_defaults(Timer, _TIMER_FIELDS)
+RECORD_SETTERS = slot_setters(SocketRecord, _RECORD_FIELDS)
+RECORD_DEFAULTS = other_defaults(SocketRecord, _RECORD_FIELDS)
+_TIMER_SETTERS = slot_setters(Timer, _TIMER_FIELDS)
+_TIMER_DEFAULTS = other_defaults(Timer, _TIMER_FIELDS)
 
 
 def _swap16(port: int) -> int:

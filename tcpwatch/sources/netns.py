@@ -39,15 +39,20 @@ def resolve_netns(spec: str) -> str:
         path = f"/run/netns/{spec}"
     try:
         os.stat(path)
-    except FileNotFoundError:
-        raise SourceError(f"network namespace {spec!r} not found") from None
-    except PermissionError:
-        raise SourceError(
-            f"cannot open network namespace {spec!r}: permission denied (run as root)"
-        ) from None
     except OSError as exc:
-        raise SourceError(f"cannot open network namespace {spec!r}: {exc.strerror}") from None
+        raise _open_error(spec, exc) from None
     return path
+
+
+def _open_error(spec: str, exc: OSError) -> SourceError:
+    """One line for a namespace file that cannot be looked at or opened."""
+    if isinstance(exc, FileNotFoundError):
+        return SourceError(f"network namespace {spec!r} not found")
+    if isinstance(exc, PermissionError):
+        return SourceError(
+            f"cannot open network namespace {spec!r}: permission denied (run as root)"
+        )
+    return SourceError(f"cannot open network namespace {spec!r}: {exc.strerror}")
 
 
 def _setns(fd: int) -> None:
@@ -69,14 +74,8 @@ def call_in_netns(spec: str, fn: Callable[[], T]) -> T:
     path = resolve_netns(spec)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise SourceError(f"network namespace {spec!r} not found") from None
-    except PermissionError:
-        raise SourceError(
-            f"cannot open network namespace {spec!r}: permission denied (run as root)"
-        ) from None
-    except OSError as exc:
-        raise SourceError(f"cannot open network namespace {spec!r}: {exc.strerror}") from None
+    except OSError as exc:  # removed or made unreadable since resolve_netns looked
+        raise _open_error(spec, exc) from None
     outcome: list[tuple[bool, object]] = []
 
     def run() -> None:

@@ -4,8 +4,11 @@ The kernel has no inode -> pid index: the only way is to read every `/proc/PID/f
 which is what `ss -p` does on every run. This resolver does it once and then rescans a
 process's fds only when that process is new, its open-fd count changed (the size of
 `/proc/PID/fd` is the fd count on Linux >= 6.2), or a socket the caller asks about stays
-unknown for two polls (a process closed one socket and opened another). Process details
-(name, cmdline, user) come from psutil, cached per process.
+unknown for two polls (a process closed one socket and opened another). A process that
+closes a socket and opens another at the same fd count (a server replacing connections)
+usually gets the freed fd number back, so the fd of every socket that left the dump is
+read again once: that finds most new sockets without reading any process whole. Process
+details (name, cmdline, user) come from psutil, cached per process.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import contextlib
 import marshal
 import os
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import psutil
 
-from tcpwatch.model import ProcessInfo
+from tcpwatch.model import ProcessInfo, SocketRecord
+from tcpwatch.tcp.states import TcpState
 
 NOTE_NOT_ROOT = "owner unknown for some sockets: run as root to see all owners"
 
@@ -36,6 +40,7 @@ class _Pid:
     fd_ctime: int  # ctime of /proc/PID/fd: changes when that inode is made anew
     fd_count: int
     inodes: frozenset[int] = frozenset()
+    fd_of: dict[int, int] = field(default_factory=dict)  # socket inode -> its fd number
     denied: bool = False  # its fds cannot be read (another user's process, not root)
     changed: int = 0  # the poll at which its set of sockets last changed
     info: ProcessInfo | None = None
@@ -97,6 +102,8 @@ class OwnerResolver:
         self._missing_before: set[int] = set()
         # Processes the current search has read already (it spans polls; see _search).
         self._searched: set[int] = set()
+        # Inodes asked about at the previous poll: those missing now were closed.
+        self._wanted_before: set[int] = set()
         self._polls = 0
         # A first scan running in a child process (see `prefetch`): (pid, pipe read end).
         self._child: tuple[int, int] | None = None
@@ -127,7 +134,7 @@ class OwnerResolver:
                 os.close(read_end)
                 self._refresh()
                 found = {
-                    pid: (e.start, e.fd_ctime, e.fd_count, e.denied, tuple(e.inodes))
+                    pid: (e.start, e.fd_ctime, e.fd_count, e.denied, e.fd_of)
                     for pid, e in self._pids.items()
                 }
                 with os.fdopen(write_end, "wb") as pipe:
@@ -158,7 +165,7 @@ class OwnerResolver:
         _pid, status = os.waitpid(child, 0)
         if status != 0:
             return
-        found: dict[int, tuple[int, int, int, bool, tuple[int, ...]]] = marshal.loads(data)
+        found: dict[int, tuple[int, int, int, bool, dict[int, int]]] = marshal.loads(data)
         holders_add = self._holders.add
         for pid, (start, fd_ctime, fd_count, denied, inodes) in found.items():
             self._pids[pid] = _Pid(
@@ -166,16 +173,20 @@ class OwnerResolver:
                 fd_ctime,
                 fd_count,
                 frozenset(inodes),
+                inodes,
                 denied,
                 changed=self._polls if inodes else 0,
             )
             for inode in inodes:
                 holders_add(inode, pid)
 
-    def resolve(self, inodes: Iterable[int]) -> tuple[dict[int, ProcessInfo], str | None]:
+    def resolve(
+        self, inodes: Iterable[int], hints: Sequence[SocketRecord] = ()
+    ) -> tuple[dict[int, ProcessInfo], str | None]:
         """The owner of every inode that has one, and a note when some owners are unknowable.
 
-        Inode 0 (TIME_WAIT, request and orphan sockets) never has an owner.
+        Inode 0 (TIME_WAIT, request and orphan sockets) never has an owner. `hints`, the
+        polled sockets themselves, tell a search which processes to read first.
         """
         wanted = set(inodes)
         wanted.discard(0)
@@ -185,12 +196,17 @@ class OwnerResolver:
         except OSError as error:
             return {}, f"owners unknown: cannot read {self._proc}: {error.strerror or error}"
         owner = self._holders.owner
+        closed = self._wanted_before - wanted
+        self._wanted_before = wanted
         missing = wanted.difference(owner)
+        if closed:
+            self._reread_fds_of(closed)
+            missing = wanted.difference(owner)
         # Search only for sockets already missing at the previous poll: most sockets
         # missing once were closed after the dump, and the next dump will not have them.
         search = (missing & self._missing_before) - self._unfindable
         self._missing_before = missing
-        if search and self._search(search):
+        if search and self._search(search, self._likely_holders(search, hints)):
             self._unfindable = missing.difference(owner)
         else:
             self._unfindable &= missing
@@ -251,18 +267,85 @@ class OwnerResolver:
         for pid in [pid for pid in self._pids if pid not in seen]:
             self._forget(pid)
 
-    def _search(self, missing: set[int]) -> bool:
+    def _reread_fds_of(self, closed: set[int]) -> None:
+        """Read again the fd of each closed socket that had a known owner: the process's
+        next socket most likely took that fd number (the lowest free one), at the same fd
+        count. One link per closed socket, and it drops the closed one from the cache."""
+        owner = self._holders.owner
+        readlink = os.readlink
+        touched: set[int] = set()
+        for inode in closed:
+            pid = owner.get(inode)
+            if pid is None:
+                continue
+            entry = self._pids[pid]
+            fd = entry.fd_of.get(inode)
+            if fd is None:
+                continue
+            try:
+                target = readlink(f"{self._proc}/{pid}/fd/{fd}")
+            except OSError:  # fd closed, or the process is gone
+                target = ""
+            now = int(target[8:-1]) if target.startswith(_SOCKET_PREFIX) else 0
+            if now == inode:
+                continue  # still held: a socket the caller does not ask about
+            del entry.fd_of[inode]
+            self._holders.remove(inode, pid)
+            if now and now not in entry.fd_of:
+                entry.fd_of[now] = fd
+                self._holders.add(now, pid)
+            touched.add(pid)
+        for pid in touched:  # once per process: its set of inodes can be large
+            entry = self._pids[pid]
+            entry.inodes = frozenset(entry.fd_of)
+            entry.changed = self._polls
+
+    def _likely_holders(self, missing: set[int], hints: Sequence[SocketRecord]) -> set[int]:
+        """Processes most likely to hold `missing`: the owner of the listener on the same
+        local port (accepted connections), and owners of sockets with the same local
+        address and port or to the same remote endpoint (a client's other connections)."""
+        locals_: set[tuple[str, int]] = set()
+        remotes: set[tuple[str, int]] = set()
+        for record in hints:
+            if record.inode in missing:
+                locals_.add((record.local.address, record.local.port))
+                locals_.add(("", record.local.port))  # a wildcard listener's address
+                if record.remote.port:
+                    remotes.add((record.remote.address, record.remote.port))
+        if not locals_:
+            return set()
+        owner = self._holders.owner
+        wildcard = {"0.0.0.0", "::"}
+        pids: set[int] = set()
+        for record in hints:
+            pid = owner.get(record.inode) if record.inode else None
+            if pid is None:
+                continue
+            local = (record.local.address, record.local.port)
+            if (
+                local in locals_
+                or (record.remote.address, record.remote.port) in remotes
+                or (
+                    record.state is TcpState.LISTEN
+                    and record.local.address in wildcard
+                    and ("", record.local.port) in locals_
+                )
+            ):
+                pids.add(pid)
+        return pids
+
+    def _search(self, missing: set[int], likely: set[int]) -> bool:
         """Rescan processes whose fd count did not change, looking for `missing` inodes.
 
         A process can close one socket and open another between polls, keeping its fd
         count. A search reads at most SEARCH_BUDGET fd links per poll and resumes where it
-        stopped at the next poll. Likely holders come first: those whose sockets changed
-        most recently, then those holding any.
+        stopped at the next poll. Likely holders come first: the `likely` ones, those
+        whose sockets changed most recently, then those holding any.
         Returns True when every readable process has been searched since the search began.
         """
         budget = SEARCH_BUDGET
         candidates = [
-            (-entry.changed, not entry.inodes, pid)
+            (pid not in likely, -entry.changed, not entry.inodes, pid)
             for pid, entry in self._pids.items()
             if pid not in self._searched and not entry.denied
         ]
@@ -285,7 +368,7 @@ class OwnerResolver:
     def _scan(self, pid: int, entry: _Pid) -> frozenset[int]:
         """Read the process's fd links; record its socket inodes. Returns them."""
         fd_dir = f"{self._proc}/{pid}/fd"
-        inodes = set()
+        fd_of: dict[int, int] = {}
         try:
             names = os.listdir(fd_dir)
         except PermissionError:
@@ -300,9 +383,10 @@ class OwnerResolver:
             except OSError:
                 continue
             if target.startswith(_SOCKET_PREFIX):
-                inodes.add(int(target[8:-1]))
+                fd_of[int(target[8:-1])] = int(fd)
         entry.denied = False
-        new = frozenset(inodes)
+        entry.fd_of = fd_of
+        new = frozenset(fd_of)
         if new != entry.inodes:
             entry.changed = self._polls
             entry.info = None  # name and cmdline may have changed too (exec, prctl)

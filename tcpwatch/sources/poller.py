@@ -43,7 +43,7 @@ class Poller:
         owners: dict[int, ProcessInfo] = {}
         note: str | None = None
         if self._owners is not None:
-            owners, note = self._owners.resolve(record.inode for record in sockets)
+            owners, note = self._owners.resolve((record.inode for record in sockets), hints=sockets)
         notices = [text for text in (self._notice, self._source.notice) if text]
         return Snapshot(
             taken_at=taken_at,

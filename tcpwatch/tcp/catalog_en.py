@@ -15,6 +15,7 @@ TEXT: dict[str, str] = {
     "unknown_process": "an unknown process (run as root to see every owner)",
     "no_process": "no process (the application has already closed it)",
     "process": "{name} (pid {pid})",
+    "former_process": "no process now, formerly {name} (pid {pid})",
     # How it got here: one phrase per edge, built from the ladder rows.
     "path.sent": "sent {flags}",
     "path.recv": "received {flags}",

@@ -14,6 +14,7 @@ TEXT: dict[str, str] = {
     "unknown_process": "未知进程（以 root 运行才能看到所有属主）",
     "no_process": "无进程（应用已经关闭了它）",
     "process": "{name} (pid {pid})",
+    "former_process": "现无进程，原属 {name} (pid {pid})",
     "path.sent": "发出 {flags}",
     "path.recv": "收到 {flags}",
     "path.timer": "{timer} 定时器到期",

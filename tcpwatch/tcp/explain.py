@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import string
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -239,11 +238,6 @@ def flag_meaning(flags: str, lang: str = "en") -> str | None:
     return cat.get(f"flag.{flags.strip('[]')}") if flags in FLAGS else None
 
 
-def template_fields(template: str) -> set[str]:
-    """The named fields a template uses (for checking catalogs against `FIELDS`)."""
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
 # ---------------------------------------------------------------------------------------
 # Values
 
@@ -267,8 +261,12 @@ def _duration(seconds: float, cat: Mapping[str, str]) -> str:
 
 
 def _process_text(conn: Connection, cat: Mapping[str, str]) -> str:
+    """The current owner; for a socket nobody holds any more, the one it had before."""
     if conn.process is not None:
         return cat["process"].format(name=conn.process.name, pid=conn.process.pid)
+    if conn.former_process is not None:
+        former = conn.former_process
+        return cat["former_process"].format(name=former.name, pid=former.pid)
     return cat["no_process" if conn.record.inode == 0 else "unknown_process"]
 
 

@@ -86,3 +86,25 @@ _BY_SPELLING.update(
         "listening": TcpState.LISTEN,
     }
 )
+
+# Listeners first, then states roughly in the order of a connection's life: how tables
+# sort by state.
+LIFECYCLE_ORDER: dict[TcpState, int] = {
+    state: rank
+    for rank, state in enumerate(
+        (
+            TcpState.LISTEN,
+            TcpState.SYN_SENT,
+            TcpState.SYN_RECV,
+            TcpState.ESTABLISHED,
+            TcpState.FIN_WAIT1,
+            TcpState.FIN_WAIT2,
+            TcpState.CLOSING,
+            TcpState.TIME_WAIT,
+            TcpState.CLOSE_WAIT,
+            TcpState.LAST_ACK,
+            TcpState.CLOSE,
+            TcpState.CLOSED,
+        )
+    )
+}

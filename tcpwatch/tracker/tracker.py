@@ -26,6 +26,7 @@ from tcpwatch.model import (
     SocketRecord,
     Transition,
 )
+from tcpwatch.slots import all_slot_setters
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag, TagThresholds, classify
 from tcpwatch.tracker.inference import (
@@ -35,7 +36,7 @@ from tcpwatch.tracker.inference import (
     path_from_start,
     reason,
 )
-from tcpwatch.tracker.view import build_connection, connection_id, slot_setters
+from tcpwatch.tracker.view import build_connection, connection_id
 
 _WILDCARDS = ("0.0.0.0", "::")
 # States whose tags change with time alone (lingering after a threshold).
@@ -643,7 +644,7 @@ class Tracker:
 
 
 # Events are built like connections (see `build_connection`): a first poll makes 50k.
-_EVENT_SETTERS = slot_setters(
+_EVENT_SETTERS = all_slot_setters(
     Event, ("kind", "at", "connection", "from_state", "to_state", "path", "inferred", "reason")
 )
 

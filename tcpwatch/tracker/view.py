@@ -6,11 +6,10 @@ only what it runs.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Container
-from typing import Any
 
 from tcpwatch.model import Connection, ProcessInfo, Snapshot, SocketRecord, Transition
+from tcpwatch.slots import all_slot_setters
 from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag, TagThresholds, classify
 
 
@@ -67,18 +66,8 @@ def connection_id(record: SocketRecord, taken: Container[str]) -> str:
     return conn_id
 
 
-def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
-    """The slot descriptors' setters of every field of `cls`, which must be `names`."""
-    fields = tuple(field.name for field in dataclasses.fields(cls))
-    if fields != names:
-        raise TypeError(f"{cls.__name__} has fields {fields}, expected {names}")
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-# A frozen dataclass's __init__ costs one object.__setattr__ per field; storing through
-# the slot descriptors takes half the time, which counts for the first poll's 50k
-# connections and events (the collector builds its records the same way).
-_CONNECTION_SETTERS = slot_setters(
+# Built through the slots (see `tcpwatch.slots`): a first poll makes 50k connections.
+_CONNECTION_SETTERS = all_slot_setters(
     Connection,
     (
         "id",

@@ -237,14 +237,18 @@ class TcpwatchApp(App[int]):
         if self._stopping:
             return
         self.polls += 1
-        self._show_view(message.view)
+        # A poll made before a settings change would undo what the user just saw change
+        # (e.g. a reversed order): the rebuild with the new settings is on its way.
+        if message.view.settings == self._settings:
+            self._show_view(message.view)
         # The drill-down may have been closed while this poll was on its way: follow it
         # only while it is the screen on top (a covered one catches up at the next poll).
         if message.page is not None and self._drill is not None and self.screen is self._drill:
             self._drill.follow(message.page)
 
     def on_rebuilt(self, message: Rebuilt) -> None:
-        if self._stopping:
+        # A rebuild for settings already replaced again (S pressed twice) is outdated.
+        if self._stopping or message.view.settings != self._settings:
             return
         self._show_view(message.view)
 
@@ -343,7 +347,13 @@ class TcpwatchApp(App[int]):
         self._apply(replace(self._settings, sort=following, descending=False))
 
     def action_reverse(self) -> None:
-        self._apply(replace(self._settings, descending=not self._settings.descending))
+        settings = replace(self._settings, descending=not self._settings.descending)
+        view = self.view
+        if view.settings == self._settings and view.settings.mode is ViewMode.ALL:
+            # The rows reversed are the new order: shown at once, without waiting for the
+            # rebuild (which reverses the model's order too, behind a poll in progress).
+            self._show_view(replace(view, rows=view.rows[::-1], settings=settings), force=True)
+        self._apply(settings)
 
     def on_connection_table_sort_clicked(self, message: ConnectionTable.SortClicked) -> None:
         if message.column is self._settings.sort:

@@ -32,6 +32,9 @@ from tcpwatch.tui.table import (
 from tcpwatch.tui.view import TableView, find_peer, listener_members
 
 SECTION = "bold #87d7ff"
+# Up to this many connections the first page is built at once, in the UI thread; a bigger
+# view's takes too long for a key (the peer search and the explanation look at them all).
+SYNC_LIMIT = 5000
 LABEL = "#8a8a8a"
 
 
@@ -134,6 +137,22 @@ def _side(conn: Connection, now: float) -> Text:
     return out
 
 
+def drill_title(conn: Connection, record: SocketRecord, now: float) -> Text:
+    """The first line: state, endpoints, id, time in state, tags."""
+    title = Text()
+    title.append(f" {conn.state.value} ", STATE_STYLE[conn.state] + " reverse")
+    title.append("  ")
+    title.append(_endpoint(record.local.address, record.local.port), "bold")
+    if record.state is not TcpState.LISTEN:
+        title.append(" ⇄ ")
+        title.append(_endpoint(record.remote.address, record.remote.port), "bold")
+    title.append(f"   id {conn.id}   in this state {fmt_age(conn, now)}", LABEL)
+    for tag in sorted(conn.tags, key=lambda t: t.value):
+        title.append("  ")
+        title.append(f" {tag.value} ", TAG_STYLE.get(tag, "") + " reverse")
+    return title
+
+
 def drill_body(
     conn: Connection,
     view: TableView,
@@ -149,20 +168,7 @@ def drill_body(
     elapsed = now - view.seen.get(conn.id, now) if latest is None else 0.0
     connections = view.connections.values()
     peer = find_peer(conn, connections)
-    parts: list[RenderableType] = []
-
-    title = Text()
-    title.append(f" {conn.state.value} ", STATE_STYLE[conn.state] + " reverse")
-    title.append("  ")
-    title.append(_endpoint(record.local.address, record.local.port), "bold")
-    if record.state is not TcpState.LISTEN:
-        title.append(" ⇄ ")
-        title.append(_endpoint(record.remote.address, record.remote.port), "bold")
-    title.append(f"   id {conn.id}   in this state {fmt_age(conn, now)}", LABEL)
-    for tag in sorted(conn.tags, key=lambda t: t.value):
-        title.append("  ")
-        title.append(f" {tag.value} ", TAG_STYLE.get(tag, "") + " reverse")
-    parts.append(title)
+    parts: list[RenderableType] = [drill_title(conn, record, now)]
 
     explanation = explain(
         conn, host=host, peer=peer, lang=lang, now=now, others=view.connections.values()
@@ -332,7 +338,15 @@ class DrillScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._render_body()
+        self._width = self.size.width or 80
+        if len(self.view.connections) <= SYNC_LIMIT:
+            self._show_body(self.view, self._build(self.view))
+        else:  # the title at once; the page from a thread (it looks at every connection)
+            self.query_one("#drill-body", Static).update(
+                drill_title(self.conn, self.conn.record, self.view.now)
+                + Text("\n\nexplaining…", LABEL)
+            )
+            self.run_worker(self._build_first_page, thread=True, exclusive=True)
         self.query_one(VerticalScroll).focus()
 
     def prepare(self, view: TableView, latest: SocketRecord | None) -> Followed:
@@ -355,14 +369,17 @@ class DrillScreen(Screen[None]):
     def on_resize(self) -> None:
         self._width = self.size.width or 80
 
-    def _render_body(self) -> None:
-        self._width = self.size.width or 80
-        body = drill_body(
-            self.conn,
-            self.view,
-            latest=None,
-            host=self._host,
-            lang=self._lang,
-            width=self._width,
+    def _build(self, view: TableView) -> RenderableType:
+        return drill_body(
+            self.conn, view, latest=None, host=self._host, lang=self._lang, width=self._width
         )
-        self.query_one("#drill-body", Static).update(body)
+
+    def _build_first_page(self) -> None:
+        view = self.view
+        body = self._build(view)
+        self.app.call_from_thread(self._show_body, view, body)
+
+    def _show_body(self, view: TableView, body: RenderableType) -> None:
+        """Show the first page unless a poll's page already replaced the view it shows."""
+        if view is self.view and self.is_attached:
+            self.query_one("#drill-body", Static).update(body)

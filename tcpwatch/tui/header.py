@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
-from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.states import LIFECYCLE_ORDER, TcpState
 from tcpwatch.tcp.tags import Tag
 from tcpwatch.textsafe import printable
 from tcpwatch.tui.table import STATE_STYLE, TAG_STYLE
-from tcpwatch.tui.view import EMPTY_VIEW, STATE_ORDER, TableView
+from tcpwatch.tui.view import EMPTY_VIEW, TableView
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 8
@@ -69,11 +70,16 @@ class HeaderPanel(Widget):
         super().__init__(id=id)
         self.view: TableView = EMPTY_VIEW
         self.status = Status(interval=1.0, paused=False, replay=False)
+        self._lines = 0  # lines of the last text shown
 
     def show(self, view: TableView, status: Status) -> None:
         self.view = view
         self.status = status
-        self.refresh(layout=True)
+        # Only a change in the number of lines moves the table: redraw in place otherwise.
+        width = max(1, self.content_size.width or 80)
+        lines = sum(1 + cell_len(line) // width for line in self.render().plain.split("\n"))
+        self.refresh(layout=lines != self._lines)
+        self._lines = lines
 
     def render(self) -> Text:
         view, status = self.view, self.status
@@ -110,7 +116,7 @@ class HeaderPanel(Widget):
         return text
 
     def _counts(self, text: Text, view: TableView) -> None:
-        states = sorted(view.state_counts, key=lambda s: STATE_ORDER[TcpState(s)])
+        states = sorted(view.state_counts, key=lambda s: LIFECYCLE_ORDER[TcpState(s)])
         history = view.history
         for n, name in enumerate(states):
             if n:

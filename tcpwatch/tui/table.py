@@ -304,15 +304,13 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.view: TableView = EMPTY_VIEW
         self.selected_id: str | None = None
         self._columns: list[tuple[ColumnSpec, int]] = layout(80, ViewMode.ALL)
+        self._layout_key = (80, ViewMode.ALL)
 
     # -- data -----------------------------------------------------------------------
 
     def show(self, view: TableView) -> None:
         """Swap in a new picture, keeping the selected connection under the cursor."""
-        mode_changed = view.settings.mode is not self.view.settings.mode
         self.view = view
-        if mode_changed:
-            self._columns = layout(self.size.width or 80, view.settings.mode)
         self.virtual_size = Size(self.size.width, len(view.rows) + 1)
         index = None if self.selected_id is None else view.index_of(self.selected_id)
         if index is None:
@@ -340,20 +338,30 @@ class ConnectionTable(ScrollView, can_focus=True):
     # -- painting -------------------------------------------------------------------
 
     def on_resize(self, event: Resize) -> None:
-        self._columns = layout(event.size.width, self.view.settings.mode)
         self.virtual_size = Size(event.size.width, len(self.view.rows) + 1)
         self._scroll_cursor_into_view()
 
+    def _layout_for(self, width: int) -> list[tuple[ColumnSpec, int]]:
+        """The columns for rows `width` cells wide, recomputed when the width (a vertical
+        scrollbar comes and goes with the row count) or the view mode changed."""
+        key = (width, self.view.settings.mode)
+        if key != self._layout_key:
+            self._columns = layout(width, key[1])
+            self._layout_key = key
+        return self._columns
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        # The rows' width: the widget's, less the vertical scrollbar when there is one.
+        width = self.scrollable_content_region.width or self.size.width
+        columns = self._layout_for(width)
         if y == 0:
-            text = title_text(self.view, self._columns, width)
+            text = title_text(self.view, columns, width)
         else:
             index = self.scroll_offset.y + y - 1
             rows = self.view.rows
             if index >= len(rows):
                 return Strip.blank(width, self.rich_style)
-            text = row_text(self.view, rows[index], self._columns, width)
+            text = row_text(self.view, rows[index], columns, width)
             if index == self.cursor and self.has_focus:
                 text.stylize(CURSOR_STYLE)
             elif index == self.cursor:

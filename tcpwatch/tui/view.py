@@ -21,7 +21,7 @@ from typing import Any
 
 from tcpwatch.filters import Filter, parse_filter
 from tcpwatch.model import Connection, Delta, Snapshot
-from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.states import LIFECYCLE_ORDER, TcpState
 from tcpwatch.tcp.tags import Tag
 from tcpwatch.textsafe import printable
 
@@ -29,27 +29,6 @@ FLASH_SECONDS = 2.0  # how long a new or changed row stays highlighted
 GONE_SECONDS = 5.0  # how long a gone row stays on screen, in red
 HISTORY_SAMPLES = 180  # sparkline length: three minutes at the default interval
 GROUP_PREFIX = "\x00"  # ids of group heading rows; connection ids never start with it
-
-# Lifecycle order, used when sorting by state.
-STATE_ORDER: dict[TcpState, int] = {
-    state: rank
-    for rank, state in enumerate(
-        (
-            TcpState.LISTEN,
-            TcpState.SYN_SENT,
-            TcpState.SYN_RECV,
-            TcpState.ESTABLISHED,
-            TcpState.FIN_WAIT1,
-            TcpState.FIN_WAIT2,
-            TcpState.CLOSING,
-            TcpState.TIME_WAIT,
-            TcpState.CLOSE_WAIT,
-            TcpState.LAST_ACK,
-            TcpState.CLOSE,
-            TcpState.CLOSED,
-        )
-    )
-}
 
 
 class Column(enum.Enum):
@@ -180,7 +159,7 @@ def sort_key(column: Column) -> Callable[[Connection, float, tuple[Any, ...]], A
     """
     # Flat tuples: at 50k rows the sort's comparisons dominate, and flat ones are cheaper.
     keys: dict[Column, Callable[[Connection, float, tuple[Any, ...]], Any]] = {
-        Column.STATE: lambda c, _, tie: (STATE_ORDER[c.state], *tie),
+        Column.STATE: lambda c, _, tie: (LIFECYCLE_ORDER[c.state], *tie),
         Column.LOCAL: lambda c, _, tie: tie,
         Column.REMOTE: lambda c, _, tie: (*tie[3:6], *tie),
         Column.RECV_Q: lambda c, _, tie: (c.record.recv_q, *tie),

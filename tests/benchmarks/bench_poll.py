@@ -141,10 +141,10 @@ class _TimedOwners:
         self._inner = inner
         self.seconds = 0.0
 
-    def resolve(self, inodes):  # type: ignore[no-untyped-def]
+    def resolve(self, inodes, **hints):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         try:
-            return self._inner.resolve(inodes)  # type: ignore[attr-defined]
+            return self._inner.resolve(inodes, **hints)  # type: ignore[attr-defined]
         finally:
             self.seconds = time.perf_counter() - start
 

@@ -16,6 +16,7 @@ from tcpwatch.model import Connection, Snapshot
 from tcpwatch.recording import RecordingWriter, ReplaySource
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
+from tcpwatch.tui import drill as drill_module
 from tcpwatch.tui.app import Polled, TcpwatchApp
 from tcpwatch.tui.demo import HOSTILE_NAME, BusyHost
 from tcpwatch.tui.drill import DrillScreen
@@ -148,6 +149,45 @@ async def test_sort_keeps_the_selected_connection() -> None:
         await settle(pilot, app, lambda: app.view.settings.sort is Column.RECV_Q, "click sort")
         queues = [c.record.recv_q for c in _rows(app)]
         assert queues == sorted(queues)
+
+
+async def test_reverse_shows_at_once_without_the_rebuild(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S reverses the rows on screen in the key's own handler: no re-sort, no waiting
+    for the model behind a poll; the rebuild that follows agrees."""
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        before = app.view.rows
+        rebuilds: list[object] = []
+        rebuild = app._rebuild
+        monkeypatch.setattr(app, "_rebuild", lambda s: rebuilds.append(s))
+        app.action_reverse()
+        assert app.view.settings.descending and app.view.rows == before[::-1]
+        assert "▼" in plain(app.table.render_line(0).text)
+        rebuild(rebuilds[0])
+        await settle(pilot, app, lambda: app.view.seq > 1, "the rebuild")
+        assert app.view.rows == before[::-1]
+
+
+async def test_drill_down_of_a_big_view_builds_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over SYNC_LIMIT connections the title shows at once and the page follows."""
+    monkeypatch.setattr(drill_module, "SYNC_LIMIT", 0)
+    app = busy_app(step=10.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 4)
+        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
+        assert app.table.select(leak.id)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DrillScreen), "the drill-down")
+        screen = app.screen
+        assert isinstance(screen, DrillScreen)
+        body = screen.query_one("#drill-body")
+        await until(pilot, lambda: "What it means" in plain(body.content), "the page")
+        assert "in this state" in plain(body.content)
 
 
 async def test_views_by_listener_and_by_process() -> None:
