@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tcpwatch.errors import UsageError
-from tcpwatch.model import Connection
+from tcpwatch.model import Connection, ProcessInfo
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
 
@@ -144,15 +144,30 @@ def _port_remote(values: list[str]) -> Predicate:
     return lambda c: c.record.remote.port in ports
 
 
+def _owner(c: Connection) -> ProcessInfo | None:
+    """The process holding the socket, or the last one that did: `pid:` and `proc:` keep
+    showing a process's connections after it closed them (FIN_WAIT, TIME_WAIT)."""
+    return c.process or c.former_process
+
+
 def _pid(values: list[str]) -> Predicate:
     pids = frozenset(_int(v, "pid", 1, 2**22) for v in values)
-    return lambda c: c.process is not None and c.process.pid in pids
+
+    def predicate(c: Connection) -> bool:
+        owner = _owner(c)
+        return owner is not None and owner.pid in pids
+
+    return predicate
 
 
 def _proc(values: list[str]) -> Predicate:
-    pattern = re.compile("|".join(fnmatch.translate(v) for v in values))
-    match = pattern.match
-    return lambda c: c.process is not None and match(c.process.name) is not None
+    match = re.compile("|".join(fnmatch.translate(v) for v in values)).match
+
+    def predicate(c: Connection) -> bool:
+        owner = _owner(c)
+        return owner is not None and match(owner.name) is not None
+
+    return predicate
 
 
 def _state(values: list[str]) -> Predicate:
@@ -169,8 +184,9 @@ def _user(values: list[str]) -> Predicate:
     users = frozenset(values)
 
     def predicate(c: Connection) -> bool:
-        if c.process is not None and c.process.user is not None:
-            return c.process.user in users
+        owner = _owner(c)
+        if owner is not None and owner.user is not None:
+            return owner.user in users
         # No known owner: a full socket (inode set) still has the uid that created it.
         return c.record.inode != 0 and _user_name(c.record.uid) in users
 

@@ -96,6 +96,19 @@ def test_pid_and_proc() -> None:
     assert not parse_filter("proc:Java").matches(java)  # names are case-sensitive
 
 
+def test_owner_keys_match_the_former_owner_of_a_socket_nobody_holds() -> None:
+    closed = replace(conn(TcpState.TIME_WAIT, inode=0, process=None), former_process=JAVA)
+    assert parse_filter("pid:4242").matches(closed)
+    assert parse_filter("proc:java").matches(closed)
+    assert parse_filter("user:app").matches(closed)
+    assert not parse_filter("pid:17").matches(closed)
+    assert not parse_filter("proc:nginx").matches(closed)
+    # The current owner wins over a former one (a socket passed on to another process).
+    passed_on = replace(conn(process=NGINX), former_process=JAVA)
+    assert parse_filter("proc:nginx").matches(passed_on)
+    assert not parse_filter("proc:java").matches(passed_on)
+
+
 @pytest.mark.parametrize(
     ("spelling", "state"),
     [

@@ -124,6 +124,39 @@ def test_lines_are_flushed_live_and_ctrl_c_exits_0(netns: str) -> None:
         json.loads(line)  # every line written is complete
 
 
+@requires_root
+def test_a_pid_filter_follows_the_process_s_connections_through_their_close(netns: str) -> None:
+    """After close() the client's socket in TIME_WAIT belongs to no process (inode 0); a
+    `--pid` filter still shows it, through the owner the tracker saw before."""
+    with run_scenario(netns, SERVER) as scenario:
+        scenario.expect("ready")
+        pid = str(scenario.pid)
+        watch = subprocess.Popen(
+            [*TCPWATCH, "watch", "--ndjson", "--netns", netns, "--interval", "0.1", "--pid", pid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 15
+            assert json.loads(_read_line(watch.stdout, deadline))["to"] == "LISTEN"
+            scenario.send("connect")
+            port = scenario.expect("connected")["port"]
+            news = [json.loads(_read_line(watch.stdout, deadline)) for _ in range(2)]
+            assert port in {e["local"]["port"] for e in news}
+            scenario.send("close")
+            scenario.expect("closed")
+            client: dict = {}
+            while client.get("to") != "TIME_WAIT":
+                event = json.loads(_read_line(watch.stdout, deadline))
+                if event["local"]["port"] == port:
+                    client = event
+        finally:
+            watch.send_signal(signal.SIGINT)
+            watch.communicate(timeout=10)
+    assert client["process"] is None
+    assert client["former_process"]["pid"] == scenario.pid
+
+
 def test_replay_gives_the_live_events(tmp_path: Path) -> None:
     p = Pair()
     polls = [
