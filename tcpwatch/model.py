@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
@@ -91,6 +91,10 @@ class SocketRecord:
     `cookie` is the kernel's socket cookie (None from /proc). `tcp_info_raw` keeps the
     kernel's bytes; `tcp_info` unpacks them only when someone looks, because unpacking
     50k of them every poll would cost more than the dump itself.
+
+    `dumped_at` is the wall time of the dump that made the record. A polling source hands
+    out the same record again while the socket stays unchanged, so its tcp_info ages
+    (`last_*_ms`) are those of that dump: `tcp_info_at` advances them to a given time.
     """
 
     cookie: int | None
@@ -104,6 +108,7 @@ class SocketRecord:
     uid: int
     inode: int  # 0: TIME_WAIT, SYN_RECV request socks, orphans
     tcp_info_raw: bytes | None = None
+    dumped_at: float | None = field(default=None, compare=False)
 
     @property
     def tcp_info(self) -> TcpInfo | None:
@@ -112,6 +117,22 @@ class SocketRecord:
         from tcpwatch.tcpinfo import parse_tcp_info
 
         return parse_tcp_info(self.tcp_info_raw)
+
+    def tcp_info_at(self, when: float) -> TcpInfo | None:
+        """tcp_info as it reads at wall time `when`: nothing else changed since the dump,
+        so only the times since the last data and ACK have grown."""
+        info = self.tcp_info
+        if info is None:
+            return None
+        from tcpwatch.tcpinfo import aged
+
+        return aged(info, self.ms_since_dump(when))
+
+    def ms_since_dump(self, when: float) -> int:
+        """Milliseconds from the dump that made this record to wall time `when`."""
+        if self.dumped_at is None or when <= self.dumped_at:
+            return 0
+        return round((when - self.dumped_at) * 1000)
 
     @property
     def four_tuple(self) -> tuple[str, int, str, int]:

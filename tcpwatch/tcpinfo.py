@@ -10,6 +10,7 @@ Struct that skips the unused fields with pad bytes and yields TcpInfo's fields i
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 from tcpwatch.model import TcpInfo
 
@@ -59,3 +60,16 @@ def parse_tcp_info(raw: bytes) -> TcpInfo:
             raise ValueError(f"tcp_info too short: {len(raw)} bytes, need at least {BASE_SIZE}")
         layout = _LAYOUTS.setdefault(len(raw), _layout(len(raw)))
     return TcpInfo(*layout.unpack_from(raw))
+
+
+def aged(info: TcpInfo, grown_ms: int) -> TcpInfo:
+    """`info` read `grown_ms` later with nothing sent or received meanwhile: the times
+    since the last data and ACK have grown by that much (see SocketRecord.dumped_at)."""
+    if not grown_ms:
+        return info
+    return replace(
+        info,
+        last_data_sent_ms=info.last_data_sent_ms + grown_ms,
+        last_data_recv_ms=info.last_data_recv_ms + grown_ms,
+        last_ack_recv_ms=info.last_ack_recv_ms + grown_ms,
+    )

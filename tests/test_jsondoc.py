@@ -235,6 +235,7 @@ def _varied_connections() -> list[Connection]:
             uid=n,
             inode=0 if n == 3 else 900 + n,
             tcp_info_raw=None if size is None else (raw * 2)[:size],
+            dumped_at=None if n % 2 else T0 - n,  # some reused since earlier dumps
         )
         out.append(
             Connection(
@@ -382,3 +383,36 @@ def test_write_json_atomic_never_leaves_half_a_file(tmp_path: Path) -> None:
         write_json_atomic(target, {"bad": object()})
     assert json.loads(target.read_text()) == {"complete": True}
     assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_tcp_info_ages_count_up_to_the_document_time() -> None:
+    """A record reused since an earlier dump shows the times since the last data and ACK
+    as of the document, in both writers."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname()) as client:
+            raw = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
+    fresh = dataclasses.replace(_record(TcpState.ESTABLISHED, 7), tcp_info_raw=raw)
+    old = dataclasses.replace(fresh, dumped_at=T0 - 3.0)
+    snapshot = dataclasses.replace(_snapshot(), taken_at=T0)
+    infos = []
+    for socket_record in (fresh, old):
+        conn = Connection(
+            id="0x1",
+            record=socket_record,
+            process=None,
+            first_seen=T0,
+            state_since=None,
+            history=(),
+            tags=frozenset(),
+        )
+        document = snapshot_document(snapshot, [conn], "", with_history=False)
+        text = snapshot_json_text(snapshot, [conn], "", with_history=False)
+        assert json.loads(text) == document
+        infos.append(document["connections"][0]["tcp_info"])
+    for key in ("last_data_recv_ms", "last_data_sent_ms", "last_ack_recv_ms"):
+        assert infos[1][key] == infos[0][key] + 3000
+    assert infos[1]["bytes_acked"] == infos[0]["bytes_acked"]

@@ -218,3 +218,132 @@ def test_messages_of_another_dump_are_skipped() -> None:
     out: list[SocketRecord] = []
     done, _ = DumpParser().feed(split_replies(WITH_INFO)[0], out, seq=99)
     assert not done and out == []
+
+
+def poll_fixture(parser: DumpParser, chunks: list[bytes], dumped_at: float) -> list[SocketRecord]:
+    """One poll over captured replies, each with the sequence number it was captured with."""
+    out: list[SocketRecord] = []
+    parser.start_poll(len(out), dumped_at)
+    for chunk in chunks:
+        (_, _, _, seq, _) = NLMSGHDR.unpack_from(chunk, 0)
+        parser.feed(chunk, out, seq)
+    return out
+
+
+def message_of(chunks: list[bytes], cookie: int) -> tuple[int, int]:
+    """(reply index, offset) of the socket message with `cookie`."""
+    for index, chunk in enumerate(chunks):
+        off = 0
+        while off < len(chunk):
+            length, kind, _, _, _ = NLMSGHDR.unpack_from(chunk, off)
+            if kind == 20 and struct.unpack_from("=Q", chunk, off + 60)[0] == cookie:
+                return index, off
+            off += (length + 3) & ~3
+    raise AssertionError(f"no message for cookie {cookie:#x}")
+
+
+def info_at(chunks: list[bytes], cookie: int) -> int:
+    """Where `cookie`'s tcp_info starts in its message (after its attribute header)."""
+    index, off = message_of(chunks, cookie)
+    chunk = chunks[index]
+    length = NLMSGHDR.unpack_from(chunk, off)[0]
+    pos = 88  # nlmsghdr + inet_diag_msg, then the attributes
+    while pos < length:
+        size, kind = struct.unpack_from("=HH", chunk, off + pos)
+        if kind == 2:  # INET_DIAG_INFO
+            return pos + 4
+        pos += (size + 3) & ~3
+    raise AssertionError("no tcp_info")
+
+
+def edited(chunks: list[bytes], cookie: int, at: int, value: bytes) -> list[bytes]:
+    """The replies with `value` written at offset `at` of `cookie`'s message."""
+    index, off = message_of(chunks, cookie)
+    chunk = bytearray(chunks[index])
+    chunk[off + at : off + at + len(value)] = value
+    return [bytes(chunk) if n == index else c for n, c in enumerate(chunks)]
+
+
+def idle_established(records: list[SocketRecord]) -> SocketRecord:
+    return next(
+        r
+        for r in records
+        if r.state is TcpState.ESTABLISHED and r.timer is None and r.tcp_info_raw is not None
+    )
+
+
+def test_reuse_hands_out_the_same_record_while_a_socket_is_unchanged() -> None:
+    chunks = split_replies(WITH_INFO)
+    parser = DumpParser(reuse=True)
+    first = poll_fixture(parser, chunks, 100.0)
+    second = poll_fixture(parser, chunks, 101.0)
+    assert second == first
+    for a, b in zip(first, second, strict=True):
+        # A running timer counts down between dumps: those are never reused.
+        assert (a is b) == (a.timer is None)
+    assert all(r.dumped_at == 100.0 for r in first)
+    assert {r.dumped_at for r in second if r.timer is not None} == {101.0}
+
+
+def test_reuse_ignores_the_tcp_info_ages_and_nothing_else() -> None:
+    chunks = split_replies(WITH_INFO)
+    parser = DumpParser(reuse=True)
+    first = poll_fixture(parser, chunks, 100.0)
+    idle = idle_established(first)
+    info = info_at(chunks, idle.cookie)
+    # Only the milliseconds since the last data and ACK moved: the same record.
+    aged = edited(chunks, idle.cookie, info + 44, struct.pack("=4I", 5000, 0, 5001, 5002))
+    second = poll_fixture(parser, aged, 101.0)
+    assert next(r for r in second if r.cookie == idle.cookie) is idle
+    # Bytes received moved (after the ages): a new record with the new value.
+    grown = edited(aged, idle.cookie, info + 128, struct.pack("=Q", 123456))
+    third = poll_fixture(parser, grown, 102.0)
+    fresh = next(r for r in third if r.cookie == idle.cookie)
+    assert fresh is not idle and fresh.dumped_at == 102.0
+    assert fresh.tcp_info is not None and fresh.tcp_info.bytes_received == 123456
+    # Recv-Q moved (before the ages): a new record again.
+    queued = edited(grown, idle.cookie, 16 + 4 + 48 + 4, struct.pack("=I", 77))
+    fourth = poll_fixture(parser, queued, 103.0)
+    assert next(r for r in fourth if r.cookie == idle.cookie).recv_q == 77
+
+
+def test_reuse_remembers_only_the_last_dump() -> None:
+    """A socket missing from one dump is parsed afresh when it shows up again: the parser
+    keeps nothing of sockets that are gone, so churn cannot grow it."""
+    v4, v6 = split_replies(WITH_INFO)
+    parser = DumpParser(reuse=True)
+    first = poll_fixture(parser, [v4, v6], 100.0)
+    poll_fixture(parser, [v4], 101.0)
+    third = poll_fixture(parser, [v4, v6], 102.0)
+    v6_cookies = {r.cookie for r in first if r.family is Family.IPV6}
+    assert v6_cookies
+    for a, b in zip(first, third, strict=True):
+        assert (a is b) == (a.timer is None and a.cookie not in v6_cookies)
+
+
+def test_reuse_skips_other_dumps_and_reports_interruptions() -> None:
+    chunks = split_replies(WITH_INFO)
+    parser = DumpParser(reuse=True)
+    poll_fixture(parser, chunks, 100.0)
+    parser.start_poll(0, 101.0)
+    out: list[SocketRecord] = []
+    assert parser.feed(chunks[0], out, seq=99) == (False, False)
+    assert out == []  # a leftover of another dump, however familiar
+    flagged = bytearray(chunks[0])
+    off = 0
+    while off < len(flagged):
+        length = NLMSGHDR.unpack_from(flagged, off)[0]
+        struct.pack_into("=H", flagged, off + 6, NLM_F_DUMP_INTR | 2)
+        off += (length + 3) & ~3
+    done, interrupted = parser.feed(bytes(flagged), out, seq=1)
+    assert done and interrupted and len(out) == len(parse_dump(chunks[0]))
+
+
+def test_without_reuse_every_dump_builds_new_records() -> None:
+    chunks = split_replies(WITH_INFO)
+    parser = DumpParser()
+    first = poll_fixture(parser, chunks, 100.0)
+    second = poll_fixture(parser, chunks, 101.0)
+    assert second == first
+    assert not any(a is b for a, b in zip(first, second, strict=True))
+    assert all(r.dumped_at is None for r in first)

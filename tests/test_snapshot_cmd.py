@@ -305,7 +305,7 @@ def test_auto_falls_back_to_proc_with_a_notice(
     ns, _, _ = zoo
 
     class NoSockDiag:
-        def __init__(self, netns: str | None = None) -> None:
+        def __init__(self, netns: str | None = None, **_options: object) -> None:
             raise SourceError("netlink sock_diag is not available: Protocol not supported")
 
     monkeypatch.setattr(netlink, "NetlinkSource", NoSockDiag)

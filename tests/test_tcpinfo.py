@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from tcpwatch.model import SocketRecord
 from tcpwatch.sources.netlink import NetlinkSource
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcpinfo import BASE_SIZE, parse_tcp_info
@@ -126,3 +127,69 @@ def test_live_tcp_info_agrees_with_ss() -> None:
             source.close()
         assert pairs["bytes_received"] == (300, 300)
         assert pairs["bytes_sent"] == (1000, 1000)
+
+
+def test_a_reused_record_reads_its_ages_at_a_later_time() -> None:
+    """A record handed out again by later dumps keeps the ages of the dump that made it;
+    read later, the times since the last data and ACK have grown, nothing else."""
+    from dataclasses import replace
+
+    from tests.records import record
+
+    socket_record = replace(record(TcpState.ESTABLISHED, raw=synthetic()), dumped_at=1_000.0)
+    then = socket_record.tcp_info
+    assert then is not None
+    later = socket_record.tcp_info_at(1_002.5)
+    assert later is not None
+    assert later.last_data_sent_ms == then.last_data_sent_ms + 2500
+    assert later.last_data_recv_ms == then.last_data_recv_ms + 2500
+    assert later.last_ack_recv_ms == then.last_ack_recv_ms + 2500
+    assert replace(later, last_data_sent_ms=0, last_data_recv_ms=0, last_ack_recv_ms=0) == replace(
+        then, last_data_sent_ms=0, last_data_recv_ms=0, last_ack_recv_ms=0
+    )
+    assert socket_record.tcp_info_at(999.0) == then  # never younger than the dump
+    assert replace(socket_record, dumped_at=None).tcp_info_at(1_002.5) == then
+
+
+CHATTY = r"""
+lsock = listener()
+c, a = pair(lsock)
+report("ready", port=c.getsockname()[1])
+while (line := command()):
+    c.sendall(b"x" * 100)
+    got = 0
+    while got < 100:
+        got += len(a.recv(4096))
+    report("sent")
+"""
+
+
+@requires_root
+def test_live_idle_socket_keeps_its_record_until_traffic_moves() -> None:
+    """Polled again, an idle connection comes back as the very same record; a segment
+    sent makes a new one, with the new byte counts."""
+    with private_netns() as ns, run_scenario(ns, CHATTY) as scenario:
+        port = scenario.expect("ready")["port"]
+        source = NetlinkSource(netns=ns)
+        try:
+
+            def client() -> SocketRecord:
+                (record,) = [r for r in source.dump() if r.local.port == port]
+                return record
+
+            # Settle: the handshake's last ACK may still move a counter.
+            first = wait_until(lambda: (a := client()) is client() and a, what="a reused record")
+            assert client() is first and first.timer is None
+            scenario.send("send")
+            scenario.expect("sent")
+            after = wait_until(
+                lambda: (r := client()).tcp_info is not None and r.tcp_info.bytes_acked > 1 and r,
+                what="the ACK of the data",
+            )
+            assert after is not first
+            assert after.tcp_info is not None and first.tcp_info is not None
+            assert after.tcp_info.bytes_acked == first.tcp_info.bytes_acked + 100
+            assert after.dumped_at is not None and first.dumped_at is not None
+            assert after.dumped_at > first.dumped_at
+        finally:
+            source.close()

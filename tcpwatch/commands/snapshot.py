@@ -38,7 +38,7 @@ def run(options: argparse.Namespace) -> int:
     # the cyclic collector would only rescan them (a third of the time at 50k sockets).
     gc.disable()
     try:
-        poller = open_poller(options.source, options.netns, prefetch_owners=True)
+        poller = open_poller(options.source, options.netns, once=True)
         try:
             snapshot = poller.poll()
         finally:

@@ -12,7 +12,7 @@ import json
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from tcpwatch.model import (
 )
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag, TagThresholds, classify
-from tcpwatch.tcpinfo import parse_tcp_info
+from tcpwatch.tcpinfo import aged, parse_tcp_info
 from tcpwatch.tracker.view import connection_id, first_view
 
 SCHEMA = "tcpwatch.snapshot/1"
@@ -89,8 +89,11 @@ def transition_json(t: Transition) -> dict[str, Any]:
     }
 
 
-def connection_json(conn: Connection, *, with_history: bool) -> dict[str, Any]:
-    return _connection_json(conn, with_history, {}, {})
+def connection_json(
+    conn: Connection, *, with_history: bool, at: float | None = None
+) -> dict[str, Any]:
+    """One connection's object; `at`, the document's time, ages its tcp_info to then."""
+    return _connection_json(conn, with_history, {}, {}, at)
 
 
 # The contract's tcp_info fields straight from the kernel's bytes, in offset order:
@@ -100,11 +103,12 @@ def connection_json(conn: Connection, *, with_history: bool) -> dict[str, Any]:
 _TCP_INFO_FIELDS = struct.Struct("=2xBBB19xI16xI4xII8xI28xI16xQQ")
 
 
-def _tcp_info_raw_json(raw: bytes) -> dict[str, Any] | None:
+def _tcp_info_raw_json(raw: bytes, grown_ms: int = 0) -> dict[str, Any] | None:
     """tcp_info_json(parse_tcp_info(raw)), without the TcpInfo, for kernels that send
-    every contract field (older ones take the general path, with nulls)."""
+    every contract field (older ones take the general path, with nulls); `grown_ms`
+    is added to the times since the last data and ACK (see SocketRecord.tcp_info_at)."""
     if len(raw) < _TCP_INFO_FIELDS.size:
-        return tcp_info_json(parse_tcp_info(raw))
+        return tcp_info_json(aged(parse_tcp_info(raw), grown_ms))
     (
         retransmits,
         probes,
@@ -126,9 +130,9 @@ def _tcp_info_raw_json(raw: bytes) -> dict[str, Any] | None:
         "unacked": unacked,
         "bytes_acked": bytes_acked,
         "bytes_received": bytes_received,
-        "last_data_recv_ms": last_data_recv,
-        "last_data_sent_ms": last_data_sent,
-        "last_ack_recv_ms": last_ack_recv,
+        "last_data_recv_ms": last_data_recv + grown_ms,
+        "last_data_sent_ms": last_data_sent + grown_ms,
+        "last_ack_recv_ms": last_ack_recv + grown_ms,
         "total_retrans": total_retrans,
     }
 
@@ -138,6 +142,7 @@ def _connection_json(
     with_history: bool,
     processes: dict[int, dict[str, Any] | None],
     tag_lists: dict[frozenset[Tag], tuple[str, ...]],
+    at: float | None,
 ) -> dict[str, Any]:
     """`processes` caches process_json per ProcessInfo (many sockets share one process),
     `tag_lists` the sorted tag names per tag set (a handful of sets are shared by all)."""
@@ -179,7 +184,12 @@ def _connection_json(
     document["tags"] = tag_names
     document["state_since"] = None if state_since is None else iso(state_since)
     document["history"] = [transition_json(t) for t in conn.history] if with_history else []
-    document["tcp_info"] = None if raw is None else _tcp_info_raw_json(raw)
+    if raw is None:
+        document["tcp_info"] = None
+    else:
+        document["tcp_info"] = _tcp_info_raw_json(
+            raw, 0 if at is None else record.ms_since_dump(at)
+        )
     return document
 
 
@@ -193,7 +203,8 @@ def snapshot_document(
     """The whole document for `connections` (already filtered) seen in `snapshot`."""
     processes: dict[int, dict[str, Any] | None] = {}
     tag_lists: dict[frozenset[Tag], tuple[str, ...]] = {}
-    items = [_connection_json(conn, with_history, processes, tag_lists) for conn in connections]
+    at = snapshot.taken_at
+    items = [_connection_json(conn, with_history, processes, tag_lists, at) for conn in connections]
     states = Counter(item["state"] for item in items)
     tags = Counter(tag for item in items for tag in item["tags"])
     return {
@@ -229,6 +240,7 @@ def snapshot_json_text(
     state_names = _STATE_NAMES
     states: dict[str, int] = {}
     tag_counts: dict[str, int] = {}
+    taken_at = snapshot.taken_at
     items = []
     append = items.append
     for conn in connections:
@@ -249,6 +261,7 @@ def snapshot_json_text(
                 tags_text,
                 "null" if state_since is None else _quoted_iso(state_since),
                 _compact([transition_json(t) for t in conn.history]) if with_history else "[]",
+                record.ms_since_dump(taken_at),
             )
         )
     return _document_text(snapshot, filter_text, items, states, tag_counts)
@@ -262,9 +275,7 @@ def first_view_json_text(snapshot: Snapshot, thresholds: TagThresholds = DEFAULT
     read them back cost a fifth of the whole run. Ids, owners and tags as first_view
     gives them (the same `connection_id` and `classify`), in the kernel's order.
     """
-    items, states, tag_counts, distinct = _first_view_part(
-        snapshot.sockets, snapshot.owners, thresholds
-    )
+    items, states, tag_counts, distinct = _first_view_part(snapshot, snapshot.sockets, thresholds)
     if distinct < len(items):
         # A socket listed twice (a dump is not atomic): first_view keeps one connection.
         return snapshot_json_text(
@@ -297,9 +308,7 @@ def write_first_view_json(
         try:
             os.close(report_r)
             os.close(go_w)
-            items, states, tag_counts, _ = _first_view_part(
-                sockets[half:], snapshot.owners, thresholds
-            )
+            items, states, tag_counts, _ = _first_view_part(snapshot, sockets[half:], thresholds)
             text = ",".join(items).encode()
             counts = [len(items), list(states.items()), list(tag_counts.items())]
             _write_all(report_w, _compact(counts).encode() + b"\n")
@@ -316,16 +325,14 @@ def write_first_view_json(
     os.close(go_r)
     try:
         with os.fdopen(report_r, "rb") as report:
-            items, states, tag_counts, _ = _first_view_part(
-                sockets[:half], snapshot.owners, thresholds
-            )
+            items, states, tag_counts, _ = _first_view_part(snapshot, sockets[:half], thresholds)
             line = report.readline()
             if line:
                 total, child_states, child_tags = json.loads(line)
                 child_text = None
             else:  # the child failed: its half here too
                 rest, more_states, more_tags, _ = _first_view_part(
-                    sockets[half:], snapshot.owners, thresholds
+                    snapshot, sockets[half:], thresholds
                 )
                 total, child_text = len(rest), ",".join(rest)
                 child_states, child_tags = list(more_states.items()), list(more_tags.items())
@@ -368,12 +375,15 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _first_view_part(
+    snapshot: Snapshot,
     sockets: Sequence[SocketRecord],
-    owners: Mapping[int, ProcessInfo],
     thresholds: TagThresholds,
 ) -> tuple[list[str], dict[str, int], dict[str, int], int]:
-    """The texts of first_view's connections of `sockets`, their state and tag counts
-    (each name in the order it first appears), and how many distinct ids they have."""
+    """The texts of first_view's connections of `sockets` (some of `snapshot`'s), their
+    state and tag counts (each name in the order it first appears), and how many distinct
+    ids they have."""
+    owners = snapshot.owners
+    taken_at = snapshot.taken_at
     encode = _encode_string
     processes: dict[int, str] = {}
     tag_texts: dict[frozenset[Tag], str] = {}
@@ -407,7 +417,8 @@ def _first_view_part(
         if tags_text is None:
             tags_text = tag_texts[tags] = _compact(sorted(tag.value for tag in tags))
         set_counts[tags] = set_counts.get(tags, 0) + 1
-        append(_item_text(id_text, record, state, process_text, tags_text, "null", "[]"))
+        grown_ms = record.ms_since_dump(taken_at)
+        append(_item_text(id_text, record, state, process_text, tags_text, "null", "[]", grown_ms))
     tag_counts: dict[str, int] = {}
     for tags, count in set_counts.items():
         for name in sorted(tag.value for tag in tags):
@@ -450,9 +461,10 @@ def _item_text(
     tags_text: str,
     since_text: str,
     history_text: str,
+    grown_ms: int,
 ) -> str:
     """One connection's object as text; the other arguments are JSON text already
-    (`state` a fixed name, written quoted)."""
+    (`state` a fixed name, written quoted), but `grown_ms`: how much to age tcp_info."""
     encode = _encode_string
     timer = record.timer
     if timer is None:
@@ -489,12 +501,12 @@ def _item_text(
         info_text = (
             f'{{"rtt_us":{rtt},{middle},'
             f'"bytes_acked":{bytes_acked},"bytes_received":{bytes_received},'
-            f'"last_data_recv_ms":{last_data_recv},'
-            f'"last_data_sent_ms":{last_data_sent},'
-            f'"last_ack_recv_ms":{last_ack_recv},"total_retrans":{total_retrans}}}'
+            f'"last_data_recv_ms":{last_data_recv + grown_ms},'
+            f'"last_data_sent_ms":{last_data_sent + grown_ms},'
+            f'"last_ack_recv_ms":{last_ack_recv + grown_ms},"total_retrans":{total_retrans}}}'
         )
     else:
-        info_text = _compact(_tcp_info_raw_json(raw))
+        info_text = _compact(_tcp_info_raw_json(raw, grown_ms))
     local = record.local
     remote = record.remote
     return (

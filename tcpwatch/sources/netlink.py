@@ -13,6 +13,7 @@ import gc
 import os
 import socket
 import struct
+import time
 from time import perf_counter
 
 from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
@@ -39,9 +40,16 @@ _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _SOCKET_MESSAGE = struct.Struct("=IHHI4xBBBB40xIIIIIII")
 _SOCKID_OFFSET = 20  # sport, dport (big endian), src[16], dst[16]
 _SOCKID_ENDS = 56
+_COOKIE_OFFSET = 60  # after the interface index: the socket's cookie, its identity
+_COOKIE_ENDS = 68
+# struct tcp_info's last_data_sent, last_ack_sent, last_data_recv and last_ack_recv:
+# milliseconds since, the only bytes of an idle socket's message that change between dumps.
+_AGES_OFFSET = 44
+_AGES_ENDS = 60
 _ADDRESSES = struct.Struct("=HH16s16s")
 _ATTR = struct.Struct("=HH")
 _ERRNO = struct.Struct("=i")
+_SEQ = struct.Struct("=I")
 # nlmsghdr + inet_diag_req_v2: family, protocol, ext, pad, states, inet_diag_sockid (48).
 _REQUEST = struct.Struct("=IHHIIBBBxI48x")
 _HEADER_SIZE = _NLMSGHDR.size
@@ -56,8 +64,8 @@ _TIMER_BY_NUMBER: dict[int, TimerName] = {
     3: TimerName.TIMEWAIT,
     4: TimerName.PERSIST,
 }
-# Endpoint caches are cleared when they grow past this many entries or four times the
-# socket count of the last dump, whichever is larger, so churn cannot grow them forever.
+# Endpoint caches are cleared when they grow past this many entries or a quarter more than
+# the socket count of the last dump, whichever is larger, so churn cannot grow them.
 _CACHE_FLOOR = 65536
 
 RECV_BUFFER_SIZE = 1 << 20
@@ -86,6 +94,8 @@ _TIMER_FIELDS = ("name", "expires_ms", "retrans")
 
 RECORD_SETTERS = slot_setters(SocketRecord, _RECORD_FIELDS)
 RECORD_DEFAULTS = other_defaults(SocketRecord, _RECORD_FIELDS)
+(_SET_DUMPED_AT,) = slot_setters(SocketRecord, ("dumped_at",))
+_NETLINK_DEFAULTS = other_defaults(SocketRecord, (*_RECORD_FIELDS, "dumped_at"))
 _TIMER_SETTERS = slot_setters(Timer, _TIMER_FIELDS)
 _TIMER_DEFAULTS = other_defaults(Timer, _TIMER_FIELDS)
 
@@ -111,6 +121,11 @@ def _malformed(what: str) -> SourceError:
 _FamilyCaches = tuple[
     dict[bytes, dict[int, Endpoint]], dict[bytes, tuple[Endpoint, Endpoint]], Family
 ]
+# A record of the last dump and what its message must match to be handed out again: the
+# bytes before the sequence number (length, type, flags), the bytes from the port id to
+# tcp_info's ages (or to the end), the bytes after the ages and where they start, and the
+# aligned message length.
+_Remembered = tuple[SocketRecord, bytes, bytes, bytes, int, int]
 
 
 class DumpParser:
@@ -122,9 +137,16 @@ class DumpParser:
     position of the INET_DIAG_INFO attribute. The kernel lays out the attributes of
     same-sized messages identically, so after one full walk over a message of a given
     length, later ones only check the attribute header at the remembered position.
+
+    With `reuse`, for polling: a socket whose message is byte for byte the one of the last
+    dump, but for tcp_info's "milliseconds since" fields, gets the same SocketRecord
+    object again (its `dumped_at` tells how old those fields are). On a server most
+    connections are idle between two polls; reusing them costs a few byte comparisons
+    instead of building a record, and the tracker recognises them by identity. Only
+    sockets without a running timer are remembered: a timer's expiry changes every dump.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, reuse: bool = False) -> None:
         # family -> (address -> port -> Endpoint, sockid bytes -> (local, remote), Family)
         self._families: dict[int, _FamilyCaches] = {
             AF_INET: ({}, {}, Family.IPV4),
@@ -132,10 +154,19 @@ class DumpParser:
         }
         # message length -> (attribute offset, its (len, type) header, info start, end)
         self._layouts: dict[int, tuple[int, tuple[int, int], int, int] | None] = {}
+        self._reuse = reuse
+        # cookie bytes -> _Remembered, of the last dump (`_previous`) and of this one
+        self._previous: dict[bytes, _Remembered] = {}
+        self._current: dict[bytes, _Remembered] = {}
+        self._dumped_at: float | None = None
 
-    def start_poll(self, last_count: int) -> None:
-        """Bound the caches before a new dump (`last_count`: sockets in the previous one)."""
-        limit = max(_CACHE_FLOOR, 4 * last_count)
+    def start_poll(self, last_count: int, dumped_at: float | None = None) -> None:
+        """Prepare a new dump (`last_count`: sockets in the previous one; `dumped_at`: the
+        wall time of this one): bound the caches, forget sockets the last dump lacked."""
+        if self._reuse:
+            self._previous, self._current = self._current, {}
+            self._dumped_at = dumped_at
+        limit = max(_CACHE_FLOOR, last_count + last_count // 4)
         for cache, pairs, _family in self._families.values():
             if sum(map(len, cache.values())) > limit:
                 cache.clear()
@@ -167,6 +198,25 @@ class DumpParser:
             pos += (attr_length + 3) & ~3
         self._layouts[length] = found
         return None if found is None else data[off + found[2] : off + found[3]]
+
+    def _remember(
+        self, item: SocketRecord, data: bytes, off: int, length: int, info: bytes | None
+    ) -> _Remembered:
+        """What the next dump's message for this socket must match to reuse `item`."""
+        layout = self._layouts.get(length)
+        if info is None or layout is None or len(info) < _AGES_ENDS:
+            ages = tail_at = length  # nothing to skip: compare the whole message
+        else:
+            ages = layout[2] + _AGES_OFFSET
+            tail_at = layout[2] + _AGES_ENDS
+        return (
+            item,
+            data[off : off + 8],
+            data[off + 12 : off + ages],
+            data[off + tail_at : off + length],
+            tail_at,
+            (length + 3) & ~3,
+        )
 
     def feed(
         self, data: bytes, out: list[SocketRecord], seq: int | None = None
@@ -207,12 +257,33 @@ class DumpParser:
             set_inode,
             set_info,
         ) = RECORD_SETTERS
-        record_defaults = RECORD_DEFAULTS
+        record_defaults = _NETLINK_DEFAULTS
+        set_dumped_at = _SET_DUMPED_AT
+        dumped_at = self._dumped_at
         set_timer_name, set_timer_expires, set_timer_retrans = _TIMER_SETTERS
         timer_defaults = _TIMER_DEFAULTS
+        reuse = self._reuse
+        previous = self._previous
+        current = self._current
+        seq_bytes = b"" if seq is None else _SEQ.pack(seq)
+        starts = data.startswith
         while off < end:
             left = end - off
             if left >= _MSG_END:
+                if reuse:
+                    identity = data[off + _COOKIE_OFFSET : off + _COOKIE_ENDS]
+                    seen = previous.get(identity)
+                    if (
+                        seen is not None
+                        and starts(seen[1], off)
+                        and starts(seq_bytes, off + 8)
+                        and starts(seen[2], off + 12)
+                        and starts(seen[3], off + seen[4])
+                    ):
+                        append(seen[0])
+                        current[identity] = seen
+                        off += seen[5]
+                        continue
                 (
                     length,
                     kind,
@@ -308,10 +379,13 @@ class DumpParser:
                 set_uid(item, uid)
                 set_inode(item, inode)
                 set_info(item, info)
+                set_dumped_at(item, dumped_at)
                 if record_defaults:
                     for setter, default in record_defaults:
                         setter(item, default)
                 append(item)
+                if reuse and name is None and not flags & NLM_F_DUMP_INTR:
+                    current[identity] = self._remember(item, data, off, length, info)
             elif kind == NLMSG_DONE:
                 done = True
                 if length >= _HEADER_SIZE + 4:
@@ -404,13 +478,16 @@ class NetlinkSource:
     """Dumps every TCP socket (IPv4 and IPv6, all states) of one network namespace.
 
     `tcp_info=False` skips the INET_DIAG_INFO attribute (records then carry no tcp_info).
+    `reuse=False`, for a single dump, skips remembering the messages (see DumpParser).
     After each dump, `recv_seconds` and `parse_seconds` tell where its time went.
     """
 
     kind = SourceKind.NETLINK
     notice: str | None = None
 
-    def __init__(self, netns: str | None = None, *, tcp_info: bool = True) -> None:
+    def __init__(
+        self, netns: str | None = None, *, tcp_info: bool = True, reuse: bool = True
+    ) -> None:
         self._netns = netns
         self._sock = self._open()
         # Set when a dump failed half-way: the kernel may still be sending the rest of it,
@@ -419,7 +496,7 @@ class NetlinkSource:
         self._tcp_info = tcp_info
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
-        self._parser = DumpParser()
+        self._parser = DumpParser(reuse=reuse)
         self._seq = 0
         self._last_count = 0
         # Seconds spent in the last dump: receiving from the kernel, and parsing.
@@ -452,7 +529,7 @@ class NetlinkSource:
             self._sock.close()
             self._sock = self._open()
             self._abandoned = False
-        self._parser.start_poll(self._last_count)
+        self._parser.start_poll(self._last_count, time.time())
         collecting = gc.isenabled()
         gc.disable()
         try:

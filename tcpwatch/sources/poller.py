@@ -68,34 +68,33 @@ def open_poller(
     netns: str | None = None,
     owners: bool = True,
     *,
-    prefetch_owners: bool = False,
+    once: bool = False,
 ) -> Poller:
     """A poller on the chosen source: "netlink", "proc", or "auto" (netlink, else /proc
     with a notice saying what is missing). SourceError when neither can be opened.
 
-    prefetch_owners: scan for owners in a child process during the first dump (see
-    `OwnerResolver.prefetch`; for single-threaded callers).
+    once, for a single poll by a single-threaded caller: scan for owners in a child
+    process during the dump (see `OwnerResolver.prefetch`), and keep nothing for a next
+    dump to reuse (see `DumpParser`).
     """
     from tcpwatch.sources.netlink import NetlinkSource
 
     resolver = OwnerResolver() if owners else None
     if source == "netlink":
-        return Poller(NetlinkSource(netns), resolver, netns, prefetch_owners=prefetch_owners)
+        return Poller(NetlinkSource(netns, reuse=not once), resolver, netns, prefetch_owners=once)
     if source == "proc":
         from tcpwatch.sources.procfs import ProcSource
 
-        return Poller(ProcSource(netns), resolver, netns, prefetch_owners=prefetch_owners)
+        return Poller(ProcSource(netns), resolver, netns, prefetch_owners=once)
     if source != "auto":
         raise ValueError(f"unknown source {source!r}")
     try:
-        return Poller(NetlinkSource(netns), resolver, netns, prefetch_owners=prefetch_owners)
+        return Poller(NetlinkSource(netns, reuse=not once), resolver, netns, prefetch_owners=once)
     except SourceError as error:
         from tcpwatch.sources.procfs import ProcSource
 
         notice = FALLBACK_NOTICE.format(reason=_reason(str(error)))
-        return Poller(
-            ProcSource(netns), resolver, netns, notice=notice, prefetch_owners=prefetch_owners
-        )
+        return Poller(ProcSource(netns), resolver, netns, notice=notice, prefetch_owners=once)
 
 
 def _reason(message: str) -> str:

@@ -1,12 +1,13 @@
 """Turns consecutive snapshots into connections, transitions and events.
 
 Cost matters: at 50k sockets a poll must not rebuild 50k `Connection`s. Each poll walks
-the records once and compares the few fields a user sees change (state, queues, inode,
-an owner found at last, timer kind and retransmit count); new `Connection` objects are
-built only for sockets that were born, changed or gone, or whose timer was re-armed.
-Everything else keeps its object, so `Delta.connections[id] is` the previous poll's
-object means "unchanged". A record's timer expiry and tcp_info therefore date from the
-last rebuild; `latest(id)` gives the newest sighting.
+the records once; a record the source handed out again (an idle socket, see DumpParser) is
+skipped by identity, and for the others the few fields a user sees change are compared
+(state, queues, inode, an owner found at last, timer kind and retransmit count). New
+`Connection` objects are built only for sockets that were born, changed or gone, or whose
+timer was re-armed. Everything else keeps its object, so `Delta.connections[id] is` the
+previous poll's object means "unchanged". A record's timer expiry and tcp_info therefore
+date from the last rebuild; `latest(id)` gives the newest sighting.
 """
 
 from __future__ import annotations
@@ -193,6 +194,8 @@ class Tracker:
                 fresh.append((key, record))
                 continue
             old = track.latest
+            if record is old:  # the source reused it: nothing about the socket changed
+                continue
             track.latest = record
             if record.state is not old.state:
                 moved.append((track, record))

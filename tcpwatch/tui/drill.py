@@ -77,8 +77,8 @@ def _timer_text(record: SocketRecord, elapsed: float, host: HostSettings) -> str
     return f"{what} timer: fires in {left}, {timer.retrans} retransmissions so far"
 
 
-def _tcp_info_text(record: SocketRecord) -> Text:
-    info = record.tcp_info
+def _tcp_info_text(record: SocketRecord, now: float) -> Text:
+    info = record.tcp_info_at(now)
     if info is None:
         return Text("  not available (TIME_WAIT, request socks and /proc carry none)", LABEL)
     pairs = [
@@ -248,7 +248,7 @@ def drill_body(
         )
     )
     parts.append(_section("tcp_info"))
-    parts.append(_tcp_info_text(record))
+    parts.append(_tcp_info_text(record, now))
     parts.append(_section("Owner"))
     parts.append(_owner_text(conn))
 
