@@ -15,6 +15,7 @@ import socket
 import struct
 import time
 from time import perf_counter
+from typing import Literal
 
 from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
 from tcpwatch.slots import other_defaults, slot_setters
@@ -40,8 +41,6 @@ _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _SOCKET_MESSAGE = struct.Struct("=IHHI4xBBBB40xIIIIIII")
 _SOCKID_OFFSET = 20  # sport, dport (big endian), src[16], dst[16]
 _SOCKID_ENDS = 56
-_COOKIE_OFFSET = 60  # after the interface index: the socket's cookie, its identity
-_COOKIE_ENDS = 68
 # struct tcp_info's last_data_sent, last_ack_sent, last_data_recv and last_ack_recv:
 # milliseconds since, the only bytes of an idle socket's message that change between dumps.
 _AGES_OFFSET = 44
@@ -49,7 +48,6 @@ _AGES_ENDS = 60
 _ADDRESSES = struct.Struct("=HH16s16s")
 _ATTR = struct.Struct("=HH")
 _ERRNO = struct.Struct("=i")
-_SEQ = struct.Struct("=I")
 # nlmsghdr + inet_diag_req_v2: family, protocol, ext, pad, states, inet_diag_sockid (48).
 _REQUEST = struct.Struct("=IHHIIBBBxI48x")
 _HEADER_SIZE = _NLMSGHDR.size
@@ -118,14 +116,12 @@ def _malformed(what: str) -> SourceError:
     return SourceError(f"malformed sock_diag reply: {what}")
 
 
+# Where messages of one length carry INET_DIAG_INFO (None: they do not): the attribute's
+# offset, its (len, type) header, and where its payload starts and ends.
+_Layout = tuple[int, tuple[int, int], int, int]
 _FamilyCaches = tuple[
     dict[bytes, dict[int, Endpoint]], dict[bytes, tuple[Endpoint, Endpoint]], Family
 ]
-# A record of the last dump and what its message must match to be handed out again: the
-# bytes before the sequence number (length, type, flags), the bytes from the port id to
-# tcp_info's ages (or to the end), the bytes after the ages and where they start, and the
-# aligned message length.
-_Remembered = tuple[SocketRecord, bytes, bytes, bytes, int, int]
 
 
 class DumpParser:
@@ -152,12 +148,13 @@ class DumpParser:
             AF_INET: ({}, {}, Family.IPV4),
             AF_INET6: ({}, {}, Family.IPV6),
         }
-        # message length -> (attribute offset, its (len, type) header, info start, end)
-        self._layouts: dict[int, tuple[int, tuple[int, int], int, int] | None] = {}
+        self._layouts: dict[int, _Layout | None] = {}
         self._reuse = reuse
-        # cookie bytes -> _Remembered, of the last dump (`_previous`) and of this one
-        self._previous: dict[bytes, _Remembered] = {}
-        self._current: dict[bytes, _Remembered] = {}
+        # A socket's message but for its header and tcp_info's ages (see `_masked`) -> its
+        # record, for the last dump (`_previous`) and this one. Keyed by the bytes
+        # themselves, a hit costs one hash and one comparison, in one place in memory.
+        self._previous: dict[bytes, SocketRecord] = {}
+        self._current: dict[bytes, SocketRecord] = {}
         self._dumped_at: float | None = None
 
     def start_poll(self, last_count: int, dumped_at: float | None = None) -> None:
@@ -198,25 +195,6 @@ class DumpParser:
             pos += (attr_length + 3) & ~3
         self._layouts[length] = found
         return None if found is None else data[off + found[2] : off + found[3]]
-
-    def _remember(
-        self, item: SocketRecord, data: bytes, off: int, length: int, info: bytes | None
-    ) -> _Remembered:
-        """What the next dump's message for this socket must match to reuse `item`."""
-        layout = self._layouts.get(length)
-        if info is None or layout is None or len(info) < _AGES_ENDS:
-            ages = tail_at = length  # nothing to skip: compare the whole message
-        else:
-            ages = layout[2] + _AGES_OFFSET
-            tail_at = layout[2] + _AGES_ENDS
-        return (
-            item,
-            data[off : off + 8],
-            data[off + 12 : off + ages],
-            data[off + tail_at : off + length],
-            tail_at,
-            (length + 3) & ~3,
-        )
 
     def feed(
         self, data: bytes, out: list[SocketRecord], seq: int | None = None
@@ -265,25 +243,27 @@ class DumpParser:
         reuse = self._reuse
         previous = self._previous
         current = self._current
-        seq_bytes = b"" if seq is None else _SEQ.pack(seq)
-        starts = data.startswith
+        masked = None
         while off < end:
             left = end - off
             if left >= _MSG_END:
                 if reuse:
-                    identity = data[off + _COOKIE_OFFSET : off + _COOKIE_ENDS]
-                    seen = previous.get(identity)
+                    length, kind, flags, message_seq, _pid = unpack_header(data, off)
                     if (
-                        seen is not None
-                        and starts(seen[1], off)
-                        and starts(seq_bytes, off + 8)
-                        and starts(seen[2], off + 12)
-                        and starts(seen[3], off + seen[4])
+                        kind == SOCK_DIAG_BY_FAMILY
+                        and _MSG_END <= length <= left
+                        and (seq is None or message_seq == seq)
+                        and not flags & NLM_F_DUMP_INTR
                     ):
-                        append(seen[0])
-                        current[identity] = seen
-                        off += seen[5]
-                        continue
+                        masked = _masked(data, off, length, layouts.get(length, False))
+                        seen = previous.get(masked) if masked is not None else None
+                        if seen is not None:
+                            append(seen)
+                            current[masked] = seen
+                            off += (length + 3) & ~3
+                            continue
+                    else:
+                        masked = None
                 (
                     length,
                     kind,
@@ -385,7 +365,10 @@ class DumpParser:
                         setter(item, default)
                 append(item)
                 if reuse and name is None and not flags & NLM_F_DUMP_INTR:
-                    current[identity] = self._remember(item, data, off, length, info)
+                    if masked is None:  # the first message of its length: layout now known
+                        masked = _masked(data, off, length, layouts.get(length))
+                    if masked is not None:
+                        current[masked] = item
             elif kind == NLMSG_DONE:
                 done = True
                 if length >= _HEADER_SIZE + 4:
@@ -401,6 +384,20 @@ class DumpParser:
                     raise _kernel_error(-status)
             off += (length + 3) & ~3
         return done, interrupted
+
+
+def _masked(
+    data: bytes, off: int, length: int, layout: _Layout | Literal[False] | None
+) -> bytes | None:
+    """The message at `off` without its netlink header (which carries the dump's sequence
+    number) and tcp_info's ages: what stays the same while a socket is idle. None while
+    the layout of messages of this length is unknown (`layout` False)."""
+    if layout is False:
+        return None
+    if layout is None or layout[3] - layout[2] < _AGES_ENDS:
+        return data[off + _HEADER_SIZE : off + length]
+    info = off + layout[2]
+    return data[off + _HEADER_SIZE : info + _AGES_OFFSET] + data[info + _AGES_ENDS : off + length]
 
 
 def _endpoint(family: int, raw: bytes, port: int) -> Endpoint:
