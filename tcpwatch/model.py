@@ -221,3 +221,9 @@ class Delta:
     changed: tuple[str, ...]
     gone: tuple[str, ...]
     events: tuple[Event, ...]
+    # For views that follow every poll without scanning 50k connections: the tracker's
+    # poll number (consecutive), the ids whose Connection object this poll set (new or
+    # replaced, possibly repeated) and the ids it dropped from `connections`.
+    poll: int
+    replaced: tuple[str, ...]
+    dropped: tuple[str, ...]

@@ -136,6 +136,10 @@ class Tracker:
         self._firsts_at = 0.0
         self._last_mono = 0.0
         self._fresh_by_tuple: dict[tuple[str, int, str, int], object] = {}
+        # This poll's changes to the view, for the Delta (see Delta.replaced).
+        self._polls = 0
+        self._replaced: list[str] = []
+        self._dropped: list[str] = []
 
     # -- public -------------------------------------------------------------------------
 
@@ -176,6 +180,9 @@ class Tracker:
         mono = snapshot.monotonic
         live = self._live
         owners = snapshot.owners
+        self._polls += 1
+        self._replaced.clear()
+        self._dropped.clear()
         seen: set[object] = set()
         seen_add = seen.add
         live_get = live.get
@@ -294,6 +301,9 @@ class Tracker:
             changed=tuple(changed_ids),
             gone=tuple(gone_ids),
             events=tuple(events),
+            poll=self._polls,
+            replaced=tuple(self._replaced),
+            dropped=tuple(self._dropped),
         )
 
     def _begin(
@@ -342,6 +352,7 @@ class Tracker:
         self._live[key] = track
         self._by_id[conn.id] = track
         self._view[conn.id] = conn
+        self._replaced.append(conn.id)
         if track.tuple is not None:
             self._by_tuple[track.tuple] = track
         self._schedule_ageing(track)
@@ -514,6 +525,7 @@ class Tracker:
     def _set(self, track: _Track, conn: Connection) -> None:
         track.conn = conn
         self._view[conn.id] = conn
+        self._replaced.append(conn.id)
 
     def _classify(self, record: SocketRecord, age: float | None) -> frozenset[Tag]:
         return classify(record, state_age_s=age, thresholds=self.settings.thresholds)
@@ -640,6 +652,7 @@ class Tracker:
             if self._by_id.get(conn.id) is track:
                 del self._by_id[conn.id]
                 del self._view[conn.id]
+                self._dropped.append(conn.id)
             if track.tuple is not None and self._by_tuple.get(track.tuple) is track:
                 del self._by_tuple[track.tuple]
             if conn.record.state is TcpState.LISTEN:

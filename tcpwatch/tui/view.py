@@ -213,6 +213,7 @@ class ViewModel:
         self._tags: Counter[str] = Counter()
         self._history: deque[Mapping[str, int]] = deque(maxlen=HISTORY_SAMPLES)
         self._seq = 0
+        self._poll: int | None = None  # the tracker's number of the last delta applied
         self._view = EMPTY_VIEW
 
     @property
@@ -225,8 +226,14 @@ class ViewModel:
             now = delta.snapshot.taken_at
             conns = delta.connections
             prev = self._conns
-            touched = [cid for cid, conn in conns.items() if prev.get(cid) is not conn]
-            removed = prev.keys() - conns.keys()
+            if self._poll is not None and delta.poll == self._poll + 1:
+                # The tracker's own list of what it changed since the last delta.
+                touched = [cid for cid in dict.fromkeys(delta.replaced) if cid in conns]
+                removed: Iterable[str] = [cid for cid in delta.dropped if cid in prev]
+            else:  # the first delta, or one from another tracker: compare every object
+                touched = [cid for cid, conn in conns.items() if prev.get(cid) is not conn]
+                removed = prev.keys() - conns.keys()
+            self._poll = delta.poll
             for cid in removed:
                 self._count(prev[cid], -1)
                 self._keys.pop(cid, None)

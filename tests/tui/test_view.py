@@ -1,0 +1,29 @@
+"""The table's model over a churning host: following the tracker's own list of changes
+gives the same view as comparing every connection."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tcpwatch.tracker import Tracker, TrackerSettings
+from tcpwatch.tui.demo import BusyHost
+from tcpwatch.tui.view import ViewMode, ViewModel, ViewSettings
+
+
+def test_following_the_tracker_s_changes_equals_comparing_every_connection() -> None:
+    source = BusyHost(clients=200, churn=0.2)
+    tracker = Tracker(TrackerSettings(retention_s=3.0))  # gone ones are dropped soon
+    for mode in (ViewMode.ALL, ViewMode.LISTENER):
+        settings = ViewSettings(mode=mode)
+        following, comparing = ViewModel(settings), ViewModel(settings)
+        replaced = dropped = 0
+        for _ in range(25):
+            delta = tracker.update(source.poll())
+            replaced += len(delta.replaced)
+            dropped += len(delta.dropped)
+            a = following.apply(delta)
+            b = comparing.apply(dataclasses.replace(delta, poll=0))  # never consecutive
+            assert a.rows == b.rows
+            assert (a.state_counts, a.tag_counts, a.live) == (b.state_counts, b.tag_counts, b.live)
+            assert a.flash == b.flash and a.groups == b.groups
+        assert replaced and dropped  # both lists were exercised
