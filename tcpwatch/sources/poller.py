@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from operator import attrgetter
 
 from tcpwatch.model import ProcessInfo, Snapshot
 from tcpwatch.sources.base import SocketSource, SourceError
@@ -12,6 +13,9 @@ from tcpwatch.sources.owners import OwnerResolver
 FALLBACK_NOTICE = (
     "netlink sock_diag unavailable ({reason}): reading /proc/net/tcp; no socket cookies or tcp_info"
 )
+
+
+_INODE = attrgetter("inode")  # a C-level loop over 50k records, not a generator
 
 
 class Poller:
@@ -43,7 +47,7 @@ class Poller:
         owners: dict[int, ProcessInfo] = {}
         note: str | None = None
         if self._owners is not None:
-            owners, note = self._owners.resolve((record.inode for record in sockets), hints=sockets)
+            owners, note = self._owners.resolve(map(_INODE, sockets), hints=sockets)
         notices = [text for text in (self._notice, self._source.notice) if text]
         return Snapshot(
             taken_at=taken_at,
