@@ -262,17 +262,18 @@ class ViewModel:
             for cid in expired:
                 del self._gone[cid]
                 self._keys.pop(cid, None)
-            membership_changed = bool(removed or expired)
             for cid in touched:
-                if self._update_one(cid, conns[cid], now):
-                    membership_changed = True
-            if membership_changed:
-                self._order = [cid for cid in self._order if cid in self._keys]
-            known = set(self._order) if len(self._order) != len(self._keys) else None
-            if known is not None:
-                self._order.extend(cid for cid in self._keys if cid not in known)
-            if touched or membership_changed:
-                self._order.sort(key=self._keys.__getitem__, reverse=self._settings.descending)
+                self._update_one(cid, conns[cid], now)
+            # Only touched, removed and expired rows can have moved or left: the others keep
+            # their order, and the touched ones still shown go back in. Sorting one long
+            # sorted run plus a short one is a single merge.
+            stale = {*touched, *removed, *expired}
+            if stale:
+                keys = self._keys
+                order = [cid for cid in self._order if cid not in stale]
+                order.extend(cid for cid in touched if cid in keys)
+                order.sort(key=keys.__getitem__, reverse=self._settings.descending)
+                self._order = order
             self._history.append({**self._states, **self._tags})
             return self._publish()
 
@@ -315,8 +316,8 @@ class ViewModel:
         for tag in conn.tags:
             self._tags[tag.value] += sign
 
-    def _update_one(self, cid: str, conn: Connection, now: float) -> bool:
-        """Refresh one connection's membership and key; True when membership changed."""
+    def _update_one(self, cid: str, conn: Connection, now: float) -> None:
+        """Refresh one connection's membership and key."""
         settings = self._settings
         shown = settings.filter.matches(_as_alive(conn)) and (
             not settings.only or not settings.only.isdisjoint(conn.tags)
@@ -327,13 +328,11 @@ class ViewModel:
                 shown = False
             else:
                 self._gone[cid] = leave
-        was_shown = cid in self._keys
         if shown:
             self._keys[cid] = self._key(conn, self._seen.get(cid, now), self._ties[cid])
-        elif was_shown:
+        elif cid in self._keys:
             del self._keys[cid]
             self._gone.pop(cid, None)
-        return shown != was_shown
 
     def _publish(self) -> TableView:
         self._seq += 1

@@ -1,5 +1,5 @@
 """The table's model over a churning host: following the tracker's own list of changes
-gives the same view as comparing every connection."""
+gives the same view as comparing every connection, and as sorting from scratch."""
 
 from __future__ import annotations
 
@@ -26,4 +26,7 @@ def test_following_the_tracker_s_changes_equals_comparing_every_connection() -> 
             assert a.rows == b.rows
             assert (a.state_counts, a.tag_counts, a.live) == (b.state_counts, b.tag_counts, b.live)
             assert a.flash == b.flash and a.groups == b.groups
+            # Kept in order poll after poll, the rows are those a model sorting from scratch
+            # shows (the default order does not depend on when a row was first seen).
+            assert a.rows == ViewModel(settings).apply(delta).rows
         assert replaced and dropped  # both lists were exercised
