@@ -89,11 +89,8 @@ def transition_json(t: Transition) -> dict[str, Any]:
     }
 
 
-def connection_json(
-    conn: Connection, *, with_history: bool, at: float | None = None
-) -> dict[str, Any]:
-    """One connection's object; `at`, the document's time, ages its tcp_info to then."""
-    return _connection_json(conn, with_history, {}, {}, at)
+def connection_json(conn: Connection, *, with_history: bool) -> dict[str, Any]:
+    return _connection_json(conn, with_history, {}, {}, None)
 
 
 # The contract's tcp_info fields straight from the kernel's bytes, in offset order:
@@ -417,7 +414,8 @@ def _first_view_part(
         if tags_text is None:
             tags_text = tag_texts[tags] = _compact(sorted(tag.value for tag in tags))
         set_counts[tags] = set_counts.get(tags, 0) + 1
-        grown_ms = record.ms_since_dump(taken_at)
+        # A one-shot dump's records are never reused: no call for each of 50k of them.
+        grown_ms = 0 if record.dumped_at is None else record.ms_since_dump(taken_at)
         append(_item_text(id_text, record, state, process_text, tags_text, "null", "[]", grown_ms))
     tag_counts: dict[str, int] = {}
     for tags, count in set_counts.items():

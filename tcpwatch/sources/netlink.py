@@ -137,7 +137,7 @@ class DumpParser:
     With `reuse`, for polling: a socket whose message is byte for byte the one of the last
     dump, but for tcp_info's "milliseconds since" fields, gets the same SocketRecord
     object again (its `dumped_at` tells how old those fields are). On a server most
-    connections are idle between two polls; reusing them costs a few byte comparisons
+    connections are idle between two polls; reusing them costs one dictionary lookup
     instead of building a record, and the tracker recognises them by identity. Only
     sockets without a running timer are remembered: a timer's expiry changes every dump.
     """

@@ -351,8 +351,7 @@ class Tracker:
         track = _Track(key, conn, mono, accepted)
         self._live[key] = track
         self._by_id[conn.id] = track
-        self._view[conn.id] = conn
-        self._replaced.append(conn.id)
+        self._set(track, conn)
         if track.tuple is not None:
             self._by_tuple[track.tuple] = track
         self._schedule_ageing(track)
