@@ -3,8 +3,8 @@
 Kept free of widgets so that it can run in the polling thread: at 50k connections the UI
 thread must only paint the visible rows. Each poll touches only the connections whose
 `Connection` object changed (the tracker hands out new objects only for those); filter
-results and sort keys of the others are reused, and the previous order is re-sorted, which
-Python's sort does in near-linear time because it is almost sorted already.
+results and sort keys of the others are reused, and only the touched rows leave and rejoin
+the order, each by binary search.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import threading
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -234,6 +235,10 @@ class ViewModel:
                 touched = [cid for cid, conn in conns.items() if prev.get(cid) is not conn]
                 removed = prev.keys() - conns.keys()
             self._poll = delta.poll
+            expired = [cid for cid, leave in self._gone.items() if leave < now]
+            # Only touched, removed and expired rows can have moved or left: they come out
+            # of the order while their keys are still the ones it was sorted by.
+            self._order = _without(self._order, {*touched, *removed, *expired}, self._keys)
             for cid in removed:
                 self._count(prev[cid], -1)
                 self._keys.pop(cid, None)
@@ -258,22 +263,14 @@ class ViewModel:
             self._flash = {k: v for k, v in self._flash.items() if v[1] >= now}
             self._snapshot = delta.snapshot
             self._conns = conns
-            expired = [cid for cid, leave in self._gone.items() if leave < now]
-            for cid in expired:
-                del self._gone[cid]
+            for cid in expired:  # some were removed meanwhile
+                self._gone.pop(cid, None)
                 self._keys.pop(cid, None)
             for cid in touched:
                 self._update_one(cid, conns[cid], now)
-            # Only touched, removed and expired rows can have moved or left: the others keep
-            # their order, and the touched ones still shown go back in. Sorting one long
-            # sorted run plus a short one is a single merge.
-            stale = {*touched, *removed, *expired}
-            if stale:
-                keys = self._keys
-                order = [cid for cid in self._order if cid not in stale]
-                order.extend(cid for cid in touched if cid in keys)
-                order.sort(key=keys.__getitem__, reverse=self._settings.descending)
-                self._order = order
+            # The touched ones still shown go back in, each where its new key belongs.
+            joining = [cid for cid in touched if cid in self._keys]
+            self._order = _with(self._order, joining, self._keys)
             self._history.append({**self._states, **self._tags})
             return self._publish()
 
@@ -285,9 +282,7 @@ class ViewModel:
             now = self._snapshot.taken_at if self._snapshot is not None else 0.0
             same_rows = (settings.filter, settings.only) == (old.filter, old.only)
             if same_rows and settings.sort is old.sort:
-                if settings.descending != old.descending:
-                    self._order.reverse()
-                return self._publish()
+                return self._publish()  # `_order` is ascending; a reversal is in `_publish`
             if same_rows:  # a new order of the same rows: re-key from the cached ties
                 conns, seen, ties, key = self._conns, self._seen, self._ties, self._key
                 self._keys = {
@@ -298,9 +293,7 @@ class ViewModel:
                 self._gone.clear()
                 for cid, conn in self._conns.items():
                     self._update_one(cid, conn, now)
-            self._order = sorted(
-                self._keys, key=self._keys.__getitem__, reverse=settings.descending
-            )
+            self._order = sorted(self._keys, key=self._keys.__getitem__)
             return self._publish()
 
     @property
@@ -334,13 +327,17 @@ class ViewModel:
             del self._keys[cid]
             self._gone.pop(cid, None)
 
+    def _shown_order(self) -> Iterable[str]:
+        """Shown connection ids in display order (`_order` is always ascending)."""
+        return reversed(self._order) if self._settings.descending else self._order
+
     def _publish(self) -> TableView:
         self._seq += 1
         settings = self._settings
         groups: dict[str, str] = {}
         depth: dict[str, int] = {}
         if settings.mode is ViewMode.ALL:
-            rows = tuple(self._order)
+            rows = tuple(self._shown_order())
         elif settings.mode is ViewMode.LISTENER:
             rows = self._by_listener(groups, depth)
         else:
@@ -372,7 +369,7 @@ class ViewModel:
                 listeners[(conn.record.local.address, conn.record.local.port)] = cid
         members: dict[str, list[str]] = {cid: [] for cid in listeners.values()}
         other: list[str] = []
-        for cid in self._order:
+        for cid in self._shown_order():
             conn = conns[cid]
             if cid in members:
                 continue
@@ -410,7 +407,7 @@ class ViewModel:
         """A heading per owning process (with its counts per state), then its connections."""
         conns = self._conns
         members: dict[tuple[Any, ...], list[str]] = {}
-        for cid in self._order:
+        for cid in self._shown_order():
             process = conns[cid].process
             key = (1, "", 0) if process is None else (0, process.name.lower(), process.pid)
             members.setdefault(key, []).append(cid)
@@ -431,6 +428,40 @@ class ViewModel:
                 depth[cid] = 1
             rows.extend(ids)
         return tuple(rows)
+
+
+def _without(order: list[str], stale: set[str], keys: Mapping[str, Any]) -> list[str]:
+    """`order` (ascending by `keys`) without the `stale` ids, found by binary search on the
+    keys they were sorted by: a few hundred searches and one copy instead of a pass over
+    every row. Ids of `stale` that are not in `order` are ignored."""
+    leaving = sorted(keys[cid] for cid in stale if cid in keys)
+    if not leaving:
+        return order
+    key = keys.__getitem__
+    kept: list[str] = []
+    start = 0
+    for position in (bisect_left(order, k, key=key) for k in leaving):
+        kept += order[start:position]
+        start = position + 1
+    kept += order[start:]
+    return kept
+
+
+def _with(order: list[str], joining: list[str], keys: Mapping[str, Any]) -> list[str]:
+    """`order` (ascending by `keys`) with the `joining` ids in their places: one binary
+    search each and one copy, where a sort would compare every row's key again."""
+    if not joining:
+        return order
+    key = keys.__getitem__
+    merged: list[str] = []
+    start = 0
+    for cid in sorted(joining, key=key):
+        position = bisect_left(order, key(cid), start, key=key)
+        merged += order[start:position]
+        merged.append(cid)
+        start = position
+    merged += order[start:]
+    return merged
 
 
 def _listener_heading(listener: Connection, members: list[Connection]) -> str:

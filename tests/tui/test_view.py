@@ -7,14 +7,19 @@ import dataclasses
 
 from tcpwatch.tracker import Tracker, TrackerSettings
 from tcpwatch.tui.demo import BusyHost
-from tcpwatch.tui.view import ViewMode, ViewModel, ViewSettings
+from tcpwatch.tui.view import Column, ViewMode, ViewModel, ViewSettings
 
 
 def test_following_the_tracker_s_changes_equals_comparing_every_connection() -> None:
     source = BusyHost(clients=200, churn=0.2)
     tracker = Tracker(TrackerSettings(retention_s=3.0))  # gone ones are dropped soon
-    for mode in (ViewMode.ALL, ViewMode.LISTENER):
-        settings = ViewSettings(mode=mode)
+    for settings in (
+        ViewSettings(),
+        ViewSettings(mode=ViewMode.LISTENER),
+        ViewSettings(mode=ViewMode.PROCESS, descending=True),
+        ViewSettings(sort=Column.RECV_Q, descending=True),
+        ViewSettings(sort=Column.REMOTE),
+    ):
         following, comparing = ViewModel(settings), ViewModel(settings)
         replaced = dropped = 0
         for _ in range(25):
@@ -30,3 +35,19 @@ def test_following_the_tracker_s_changes_equals_comparing_every_connection() -> 
             # shows (the default order does not depend on when a row was first seen).
             assert a.rows == ViewModel(settings).apply(delta).rows
         assert replaced and dropped  # both lists were exercised
+
+
+def test_reversing_and_reversing_back_keeps_following_the_changes() -> None:
+    source = BusyHost(clients=200, churn=0.2)
+    tracker = Tracker(TrackerSettings(retention_s=3.0))
+    ascending = ViewSettings(sort=Column.LOCAL)
+    descending = dataclasses.replace(ascending, descending=True)
+    model = ViewModel(ascending)
+    for poll in range(12):
+        delta = tracker.update(source.poll())
+        settings = descending if poll % 3 == 1 else ascending
+        model.configure(settings)
+        rows = model.apply(delta).rows
+        assert rows == ViewModel(settings).apply(delta).rows
+        in_order = ViewModel(ascending).apply(delta).rows
+        assert rows == (in_order[::-1] if settings.descending else in_order)
