@@ -83,6 +83,9 @@ for line in sys.stdin:
         reply(client=ino(client), server=ino(server), fds=len(os.listdir("/proc/self/fd")))
     elif op == "fds":
         reply(fds=len(os.listdir("/proc/self/fd")))
+    elif op == "rename":  # PR_SET_NAME: the process's name (comm) changes, as after exec
+        libc.prctl(15, cmd["name"].encode(), 0, 0, 0)
+        reply(ok=True)
     elif op == "kill-child":
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
@@ -202,6 +205,40 @@ def test_incremental_cache_follows_changes(ns: str, holder: Holder) -> None:
     owners, _ = resolver.resolve([listener])
     assert owners[listener].pid == pid
     assert {inode: pids for _, inode, pids in ss_sockets(ns)}[listener] == {pid}
+
+
+@requires_root
+def test_each_answer_equals_a_fresh_resolver_s_and_stays_as_handed_out(
+    ns: str, holder: Holder
+) -> None:
+    """Answers are built from the previous one: they must still be what a resolver
+    starting from nothing says, poll after poll, and an answer handed out never changes."""
+    resolver = OwnerResolver()
+    pid = holder.hello["pid"]
+    listener = holder.hello["listener"]
+    first = holder.ask(op="connect", name="a")
+    asked = [listener, first["client"], first["server"]]
+    answers = []
+    steps = [
+        lambda: holder.ask(op="connect", name="b"),
+        lambda: holder.ask(op="swap", name="a"),
+        # A new name alone is read at the next change of its sockets (re-reading every
+        # process's details each poll would cost more than the sockets), and then shows
+        # on every socket it holds, not only on the new ones.
+        lambda: holder.ask(op="rename", name="renamed[x]") and holder.ask(op="connect", name="c"),
+        lambda: holder.ask(op="kill-child"),
+    ]
+    for step in [lambda: {}, *steps]:
+        reply = step()
+        asked += [reply[end] for end in ("client", "server") if end in reply]
+        asked = [inode for inode in asked if inode in {i for _, i, _ in ss_sockets(ns)}]
+        owners, _ = resolver.resolve(asked)
+        fresh, _ = OwnerResolver().resolve(asked)
+        assert owners == fresh
+        answers.append((owners, dict(owners)))
+    assert {owners[inode].name for inode in asked if owners[inode].pid == pid} == {"renamed[x]"}
+    for handed_out, as_it_was in answers:
+        assert handed_out == as_it_was
 
 
 @requires_root

@@ -56,8 +56,10 @@ class _Holders:
 
     owner: dict[int, int] = field(default_factory=dict)
     shared: dict[int, set[int]] = field(default_factory=dict)
+    changed: set[int] = field(default_factory=set)  # inodes added or removed since cleared
 
     def add(self, inode: int, pid: int) -> None:
+        self.changed.add(inode)
         current = self.owner.setdefault(inode, pid)
         if current != pid:
             self.shared.setdefault(inode, {current}).add(pid)
@@ -65,6 +67,7 @@ class _Holders:
                 self.owner[inode] = pid
 
     def remove(self, inode: int, pid: int) -> None:
+        self.changed.add(inode)
         pids = self.shared.get(inode)
         if pids is None:
             if self.owner.get(inode) == pid:
@@ -104,6 +107,10 @@ class OwnerResolver:
         self._searched: set[int] = set()
         # Inodes asked about at the previous poll: those missing now were closed.
         self._wanted_before: set[int] = set()
+        # The previous answer: each poll copies it and changes only what changed.
+        self._owners: dict[int, ProcessInfo] = {}
+        # Processes whose sockets changed: their name and cmdline may have too (exec).
+        self._stale_info: set[int] = set()
         self._polls = 0
         # A first scan running in a child process (see `prefetch`): (pid, pipe read end).
         self._child: tuple[int, int] | None = None
@@ -196,37 +203,79 @@ class OwnerResolver:
         except OSError as error:
             return {}, f"owners unknown: cannot read {self._proc}: {error.strerror or error}"
         owner = self._holders.owner
-        closed = self._wanted_before - wanted
+        # Set operations over every socket are the cost of a poll: one pass finds both
+        # the sockets that came and those that went; the rest works on those and on the
+        # inodes whose holder changed (`recent`).
+        came_or_went = wanted.symmetric_difference(self._wanted_before)
+        closed = came_or_went - wanted
+        opened = came_or_went - closed
         self._wanted_before = wanted
-        missing = wanted.difference(owner)
         if closed:
             self._reread_fds_of(closed)
-            missing = wanted.difference(owner)
+        recent = self._holders.changed
+        missing = self._unowned(self._missing_before | opened | recent, wanted)
         # Search only for sockets already missing at the previous poll: most sockets
         # missing once were closed after the dump, and the next dump will not have them.
         search = (missing & self._missing_before) - self._unfindable
-        self._missing_before = missing
         if search and self._search(search, self._likely_holders(search, hints)):
             self._unfindable = missing.difference(owner)
         else:
             self._unfindable &= missing
-        # Set and map operations only: this runs over every socket of every poll.
-        found = list(wanted.intersection(owner))
-        pids = list(map(owner.__getitem__, found))
-        distinct = set(pids)
-        infos = {pid: info for pid in distinct if (info := self._info(pid)) is not None}
-        if len(infos) == len(distinct):
-            owners = dict(zip(found, map(infos.__getitem__, pids), strict=True))
-        else:  # some exited since the scan
-            owners = {
-                inode: infos[pid] for inode, pid in zip(found, pids, strict=True) if pid in infos
-            }
+        self._missing_before = self._unowned(missing | recent, wanted)
+        owners = self._answer(wanted, closed, opened)
         note = None
         if len(owners) < len(wanted) and (
             self._not_root or any(entry.denied for entry in self._pids.values())
         ):
             note = NOTE_NOT_ROOT
         return owners, note
+
+    def _unowned(self, inodes: set[int], wanted: set[int]) -> set[int]:
+        owner = self._holders.owner
+        return {inode for inode in inodes if inode in wanted and inode not in owner}
+
+    def _answer(
+        self, wanted: set[int], closed: set[int], opened: set[int]
+    ) -> dict[int, ProcessInfo]:
+        """The previous answer, copied (it was handed out), with the closed sockets gone
+        and every socket that came or whose holder or holder's details changed looked up."""
+        owner = self._holders.owner
+        owners = self._owners.copy()
+        for inode in closed:
+            owners.pop(inode, None)
+        update = opened | (self._holders.changed & wanted)
+        self._holders.changed = set()
+        for pid in self._reread_stale_info(wanted):
+            entry = self._pids.get(pid)
+            if entry is not None:
+                update |= entry.inodes & wanted
+        for inode in update:
+            pid = owner.get(inode)
+            info = None if pid is None else self._info(pid)
+            if info is None:
+                owners.pop(inode, None)
+            else:
+                owners[inode] = info
+        self._owners = owners
+        return owners
+
+    def _reread_stale_info(self, wanted: set[int]) -> list[int]:
+        """Read name, cmdline and user again for processes whose sockets changed and that
+        hold a socket asked about; returns those whose details are not as they were."""
+        changed: list[int] = []
+        for pid in list(self._stale_info):
+            entry = self._pids.get(pid)
+            if entry is None:
+                self._stale_info.discard(pid)
+                continue
+            if entry.inodes.isdisjoint(wanted):
+                continue  # read when it holds a socket asked about
+            self._stale_info.discard(pid)
+            info = _process_info(pid)
+            if info != entry.info:
+                entry.info = info
+                changed.append(pid)
+        return changed
 
     def _refresh(self) -> None:
         """Drop dead processes, rescan new ones and those whose fd count changed.
@@ -389,7 +438,7 @@ class OwnerResolver:
         new = frozenset(fd_of)
         if new != entry.inodes:
             entry.changed = self._polls
-            entry.info = None  # name and cmdline may have changed too (exec, prctl)
+            self._stale_info.add(pid)  # name and cmdline may have changed too (exec, prctl)
         for inode in entry.inodes - new:
             self._holders.remove(inode, pid)
         for inode in new - entry.inodes:
