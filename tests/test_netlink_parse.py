@@ -16,6 +16,7 @@ import pytest
 from tcpwatch.model import Family, SocketRecord, TimerName
 from tcpwatch.sources.base import SourceError
 from tcpwatch.sources.netlink import (
+    ACCELERATED,
     NLM_F_DUMP_INTR,
     NLMSG_DONE,
     NLMSG_ERROR,
@@ -30,6 +31,22 @@ WITH_INFO = (FIXTURES / "zoo_info.bin").read_bytes()
 WITHOUT_INFO = (FIXTURES / "zoo_noinfo.bin").read_bytes()
 SS_ROWS = parse_ss((FIXTURES / "zoo_ss.txt").read_text())
 NLMSGHDR = struct.Struct("=IHHII")
+# The reuse tests run on both hit paths: the C extension's and the Python loop's.
+HIT_PATHS = pytest.mark.parametrize(
+    "accelerated",
+    [
+        pytest.param(False, id="python"),
+        pytest.param(
+            True,
+            id="c",
+            marks=pytest.mark.skipif(
+                not ACCELERATED,
+                reason="the C extension tcpwatch.sources._reuse was not built (no C compiler "
+                "when tcpwatch was installed)",
+            ),
+        ),
+    ],
+)
 
 
 def by_cookie(records: list[SocketRecord]) -> dict[int, SocketRecord]:
@@ -272,9 +289,10 @@ def idle_established(records: list[SocketRecord]) -> SocketRecord:
     )
 
 
-def test_reuse_hands_out_the_same_record_while_a_socket_is_unchanged() -> None:
+@HIT_PATHS
+def test_reuse_hands_out_the_same_record_while_a_socket_is_unchanged(accelerated: bool) -> None:
     chunks = split_replies(WITH_INFO)
-    parser = DumpParser(reuse=True)
+    parser = DumpParser(reuse=True, accelerated=accelerated)
     first = poll_fixture(parser, chunks, 100.0)
     second = poll_fixture(parser, chunks, 101.0)
     assert second == first
@@ -285,9 +303,10 @@ def test_reuse_hands_out_the_same_record_while_a_socket_is_unchanged() -> None:
     assert {r.dumped_at for r in second if r.timer is not None} == {101.0}
 
 
-def test_reuse_ignores_the_tcp_info_ages_and_nothing_else() -> None:
+@HIT_PATHS
+def test_reuse_ignores_the_tcp_info_ages_and_nothing_else(accelerated: bool) -> None:
     chunks = split_replies(WITH_INFO)
-    parser = DumpParser(reuse=True)
+    parser = DumpParser(reuse=True, accelerated=accelerated)
     first = poll_fixture(parser, chunks, 100.0)
     idle = idle_established(first)
     info = info_at(chunks, idle.cookie)
@@ -307,11 +326,12 @@ def test_reuse_ignores_the_tcp_info_ages_and_nothing_else() -> None:
     assert next(r for r in fourth if r.cookie == idle.cookie).recv_q == 77
 
 
-def test_reuse_remembers_only_the_last_dump() -> None:
+@HIT_PATHS
+def test_reuse_remembers_only_the_last_dump(accelerated: bool) -> None:
     """A socket missing from one dump is parsed afresh when it shows up again: the parser
     keeps nothing of sockets that are gone, so churn cannot grow it."""
     v4, v6 = split_replies(WITH_INFO)
-    parser = DumpParser(reuse=True)
+    parser = DumpParser(reuse=True, accelerated=accelerated)
     first = poll_fixture(parser, [v4, v6], 100.0)
     poll_fixture(parser, [v4], 101.0)
     third = poll_fixture(parser, [v4, v6], 102.0)
@@ -321,9 +341,10 @@ def test_reuse_remembers_only_the_last_dump() -> None:
         assert (a is b) == (a.timer is None and a.cookie not in v6_cookies)
 
 
-def test_reuse_skips_other_dumps_and_reports_interruptions() -> None:
+@HIT_PATHS
+def test_reuse_skips_other_dumps_and_reports_interruptions(accelerated: bool) -> None:
     chunks = split_replies(WITH_INFO)
-    parser = DumpParser(reuse=True)
+    parser = DumpParser(reuse=True, accelerated=accelerated)
     poll_fixture(parser, chunks, 100.0)
     parser.start_poll(0, 101.0)
     out: list[SocketRecord] = []
@@ -347,3 +368,32 @@ def test_without_reuse_every_dump_builds_new_records() -> None:
     assert second == first
     assert not any(a is b for a, b in zip(first, second, strict=True))
     assert all(r.dumped_at is None for r in first)
+
+
+@pytest.mark.skipif(not ACCELERATED, reason="the C extension tcpwatch.sources._reuse was not built")
+def test_both_hit_paths_hand_out_the_same_records_poll_after_poll() -> None:
+    """Every other idle socket changes between polls (bytes received), so hits and misses
+    alternate within a reply: the C and the Python hit paths reuse exactly the same ones."""
+    chunks = split_replies(WITH_INFO)
+    idle = [r.cookie for r in parse_dump(WITH_INFO) if r.timer is None and r.tcp_info_raw]
+    assert len(idle) >= 4
+    polls = [chunks]
+    for step in range(1, 4):
+        changed = polls[-1]
+        for cookie in idle[step % 2 :: 2]:
+            at = info_at(changed, cookie) + 128
+            changed = edited(changed, cookie, at, struct.pack("=Q", step * 1000 + 1))
+        polls.append(changed)
+    runs = []
+    for accelerated in (False, True):
+        parser = DumpParser(reuse=True, accelerated=accelerated)
+        outs = [poll_fixture(parser, data, 100.0 + n) for n, data in enumerate(polls)]
+        runs.append(outs)
+    python_run, c_run = runs
+    for n in range(1, len(polls)):
+        assert c_run[n] == python_run[n]
+        reused_python = [a is b for a, b in zip(python_run[n - 1], python_run[n], strict=True)]
+        reused_c = [a is b for a, b in zip(c_run[n - 1], c_run[n], strict=True)]
+        assert reused_c == reused_python
+        assert 0 < sum(reused_c) < len(reused_c)
+        assert [r.dumped_at for r in c_run[n]] == [r.dumped_at for r in python_run[n]]

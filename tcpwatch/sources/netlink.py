@@ -22,6 +22,11 @@ from tcpwatch.slots import other_defaults, slot_setters
 from tcpwatch.sources.base import SourceError
 from tcpwatch.tcp.states import TcpState
 
+try:
+    from tcpwatch.sources._reuse import reuse_hits as _c_reuse_hits
+except ImportError:  # built without a C compiler: feed's Python hit path does the same
+    _c_reuse_hits = None
+
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLMSG_ERROR = 2
@@ -52,6 +57,17 @@ _ERRNO = struct.Struct("=i")
 _REQUEST = struct.Struct("=IHHIIBBBxI48x")
 _HEADER_SIZE = _NLMSGHDR.size
 _MSG_END = _SOCKET_MESSAGE.size
+# What the C hit path needs to know of the layout (see _reuse.c).
+_REUSE_LIMITS = (
+    _HEADER_SIZE,
+    _MSG_END,
+    _AGES_OFFSET,
+    _AGES_ENDS,
+    SOCK_DIAG_BY_FAMILY,
+    NLM_F_DUMP_INTR,
+)
+# Whether the hit path runs in C (the extension was built at install time).
+ACCELERATED = _c_reuse_hits is not None
 
 _STATE_BY_NUMBER: tuple[TcpState | None, ...] = tuple(
     TcpState.from_kernel(n) if 1 <= n <= 11 else None for n in range(256)
@@ -140,9 +156,11 @@ class DumpParser:
     connections are idle between two polls; reusing them costs one dictionary lookup
     instead of building a record, and the tracker recognises them by identity. Only
     sockets without a running timer are remembered: a timer's expiry changes every dump.
+    Runs of such hits go through the C extension when it was built (`accelerated`); the
+    Python loop below does the same, and reads every message that is not a hit.
     """
 
-    def __init__(self, *, reuse: bool = False) -> None:
+    def __init__(self, *, reuse: bool = False, accelerated: bool = True) -> None:
         # family -> (address -> port -> Endpoint, sockid bytes -> (local, remote), Family)
         self._families: dict[int, _FamilyCaches] = {
             AF_INET: ({}, {}, Family.IPV4),
@@ -150,6 +168,7 @@ class DumpParser:
         }
         self._layouts: dict[int, _Layout | None] = {}
         self._reuse = reuse
+        self._c_hits = _c_reuse_hits if reuse and accelerated else None
         # A socket's message but for its header and tcp_info's ages (see `_masked`) -> its
         # record, for the last dump (`_previous`) and this one. Keyed by the bytes
         # themselves, a hit costs one hash and one comparison, in one place in memory.
@@ -243,8 +262,14 @@ class DumpParser:
         reuse = self._reuse
         previous = self._previous
         current = self._current
+        c_hits = self._c_hits
+        any_seq = -1 if seq is None else seq
         masked = None
         while off < end:
+            if c_hits is not None:
+                off = c_hits(data, off, any_seq, layouts, previous, current, out, _REUSE_LIMITS)
+                if off >= end:
+                    break
             left = end - off
             if left >= _MSG_END:
                 if reuse:

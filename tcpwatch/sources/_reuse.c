@@ -1,0 +1,139 @@
+/* The hit path of DumpParser.feed (see netlink.py), in C.
+ *
+ * On a server most sockets are idle between two polls and the parser hands out their
+ * previous SocketRecord again: per message, that is one key (the message without its
+ * netlink header and tcp_info's ages), one dictionary lookup and two stores. In Python
+ * those few steps, times 50k sockets every second, were the largest part of a poll; here
+ * they run without the interpreter. Any message that is not such a hit is left to the
+ * Python parser, which stays the only place that reads a message's fields.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* reuse_hits(data, off, seq, layouts, previous, current, out, limits) -> int
+ *
+ * From `off`, while messages are hits, append each one's remembered record to `out`,
+ * remember it in `current` under its key, and step over it. Returns the offset of the
+ * first message that is not a hit (or the end of `data`).
+ *
+ * seq: the dump's sequence number, or -1 to accept any. layouts: message length ->
+ * INET_DIAG_INFO's (offset, header, payload start, payload end) or None; a length missing
+ * from it is not a hit (its layout is not known yet). limits: (header size, socket message
+ * size, ages offset, ages end, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP_INTR), so that the layout
+ * constants live in one place, netlink.py.
+ */
+static PyObject *
+reuse_hits(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t off;
+    long long seq;
+    PyObject *layouts, *previous, *current, *out;
+    Py_ssize_t header_size, message_size, ages_offset, ages_end;
+    unsigned int diag_kind, dump_intr;
+
+    if (!PyArg_ParseTuple(args, "y*nLO!O!O!O!(nnnnII)", &data, &off, &seq, &PyDict_Type,
+                          &layouts, &PyDict_Type, &previous, &PyDict_Type, &current,
+                          &PyList_Type, &out, &header_size, &message_size, &ages_offset,
+                          &ages_end, &diag_kind, &dump_intr))
+        return NULL;
+
+    const char *bytes = data.buf;
+    Py_ssize_t end = data.len;
+    PyObject *result = NULL;
+
+    while (off >= 0 && end - off >= message_size) {
+        uint32_t length, message_seq;
+        uint16_t kind, flags;
+        memcpy(&length, bytes + off, 4);
+        memcpy(&kind, bytes + off + 4, 2);
+        memcpy(&flags, bytes + off + 6, 2);
+        memcpy(&message_seq, bytes + off + 8, 4);
+        if (kind != diag_kind || (flags & dump_intr) || length < (uint32_t)message_size ||
+            (Py_ssize_t)length > end - off || (seq >= 0 && message_seq != (uint32_t)seq))
+            break;
+
+        PyObject *length_key = PyLong_FromUnsignedLong(length);
+        if (length_key == NULL)
+            goto done;
+        PyObject *layout = PyDict_GetItemWithError(layouts, length_key); /* borrowed */
+        Py_DECREF(length_key);
+        if (layout == NULL) {
+            if (PyErr_Occurred())
+                goto done;
+            break; /* layout not known yet */
+        }
+
+        /* The key: the message without its header, and without the ages when tcp_info
+         * carries them (the same rule as netlink._masked). */
+        Py_ssize_t cut_from = -1, cut_to = -1;
+        if (layout != Py_None) {
+            if (!PyTuple_Check(layout) || PyTuple_GET_SIZE(layout) != 4) {
+                PyErr_SetString(PyExc_TypeError, "a layout is a 4-tuple or None");
+                goto done;
+            }
+            Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 2));
+            Py_ssize_t stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 3));
+            if (PyErr_Occurred())
+                goto done;
+            if (stop - start >= ages_end) {
+                cut_from = start + ages_offset;
+                cut_to = start + ages_end;
+                if (cut_from < header_size || cut_to > (Py_ssize_t)length)
+                    break; /* not a layout of this length: let Python judge */
+            }
+        }
+        Py_ssize_t key_size = (Py_ssize_t)length - header_size;
+        if (cut_from >= 0)
+            key_size -= cut_to - cut_from;
+        PyObject *key = PyBytes_FromStringAndSize(NULL, key_size);
+        if (key == NULL)
+            goto done;
+        char *into = PyBytes_AS_STRING(key);
+        const char *message = bytes + off;
+        if (cut_from >= 0) {
+            memcpy(into, message + header_size, cut_from - header_size);
+            memcpy(into + (cut_from - header_size), message + cut_to, length - cut_to);
+        } else {
+            memcpy(into, message + header_size, key_size);
+        }
+
+        PyObject *record = PyDict_GetItemWithError(previous, key); /* borrowed */
+        if (record == NULL) {
+            Py_DECREF(key);
+            if (PyErr_Occurred())
+                goto done;
+            break; /* new or changed: the Python parser reads it */
+        }
+        if (PyList_Append(out, record) < 0 || PyDict_SetItem(current, key, record) < 0) {
+            Py_DECREF(key);
+            goto done;
+        }
+        Py_DECREF(key);
+        off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
+    }
+    result = PyLong_FromSsize_t(off);
+done:
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyMethodDef reuse_methods[] = {
+    {"reuse_hits", reuse_hits, METH_VARARGS,
+     "Append the remembered records of the messages from `off` on while they are hits; "
+     "return the offset of the first one that is not."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef reuse_module = {
+    PyModuleDef_HEAD_INIT, "_reuse", "The parser's hit path, in C (see netlink.py).", -1,
+    reuse_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__reuse(void)
+{
+    return PyModule_Create(&reuse_module);
+}
