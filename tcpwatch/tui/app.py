@@ -150,6 +150,7 @@ class TcpwatchApp(App[int]):
         self._stopping = False
         self._drill: DrillScreen | None = None  # the open drill-down, followed by each poll
         self._message = Text()
+        self._status_line = Text()
         # Kept, not queried: a poll may land while another screen is on top.
         self._header = HeaderPanel(id="header")
         self.table = ConnectionTable(id="table")
@@ -271,11 +272,14 @@ class TcpwatchApp(App[int]):
             return
         self.view = view
         self.table.show(view)
+        self._show_header()
+        self._show_status()
+
+    def _show_header(self) -> None:
         status = Status(
             interval=self.interval, paused=self.paused, replay=self.replay, finished=self.finished
         )
-        self._header.show(view, status)
-        self._show_status()
+        self._header.show(self.view, status)
 
     # -- the status line and the filter bar ---------------------------------------------
 
@@ -296,7 +300,11 @@ class TcpwatchApp(App[int]):
         if self._message:
             line.append("  ")
             line.append_text(self._message)
-        self._status.update(line)
+        # One line high whatever it says: no layout pass (which would repaint every widget),
+        # and nothing at all when it says the same as before, as after most polls.
+        if line != self._status_line:
+            self._status_line = line
+            self._status.update(line, layout=False)
 
     def _apply(self, settings: ViewSettings) -> None:
         self._settings = settings
@@ -372,7 +380,7 @@ class TcpwatchApp(App[int]):
         self.paused = not self.paused
         self._wake.set()
         self._say("paused: n polls once, p resumes" if self.paused else "resumed")
-        self._show_view(self.view, force=True)
+        self._show_header()
 
     def action_step(self) -> None:
         if not self.paused:
@@ -391,7 +399,7 @@ class TcpwatchApp(App[int]):
             self.interval = smaller[-1] if smaller else MIN_INTERVAL
         self._wake.set()
         self._say(f"polling every {self.interval:g}s")
-        self._show_view(self.view, force=True)
+        self._show_header()
 
     # -- drill-down, export, help ---------------------------------------------------------
 

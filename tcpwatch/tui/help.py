@@ -66,7 +66,7 @@ def help_text(sections: Iterable[tuple[str, Iterable[Binding]]]) -> Text:
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
+    HelpScreen { align: center middle; background: #121212; }
     HelpScreen > VerticalScroll {
         width: 90%;
         max-width: 100;

@@ -54,6 +54,9 @@ FLASH_STYLE: dict[Flash, Style] = {
     Flash.GONE: Style(bgcolor="#5a0f0f"),
 }
 CURSOR_STYLE = Style(bgcolor="#264f78", bold=True)
+UNFOCUSED_CURSOR_STYLE = Style(bgcolor="#3a3a3a")
+# Painted rows kept between two polls; a few screens' worth.
+STRIP_CACHE_LIMIT = 1000
 HEADING_STYLE = Style(color="#d7d7ff", bgcolor="#262640", bold=True)
 TITLE_STYLE = Style(color="#ffffff", bgcolor="#303030", bold=True)
 TIMER_ABBREV = {
@@ -305,12 +308,17 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.selected_id: str | None = None
         self._columns: list[tuple[ColumnSpec, int]] = layout(80, ViewMode.ALL)
         self._layout_key = (80, ViewMode.ALL)
+        # Painted rows of this view by (row id, cursor look, width): a row reads the same
+        # until the next poll, so repaints in between (a screen closing, the filter bar
+        # opening, the cursor moving) reuse them instead of rendering 50 rows again.
+        self._strips: dict[tuple[str, int, int], Strip] = {}
 
     # -- data -----------------------------------------------------------------------
 
     def show(self, view: TableView) -> None:
         """Swap in a new picture, keeping the selected connection under the cursor."""
         self.view = view
+        self._strips = {}
         self.virtual_size = Size(self.size.width, len(view.rows) + 1)
         index = None if self.selected_id is None else view.index_of(self.selected_id)
         if index is None:
@@ -356,18 +364,23 @@ class ConnectionTable(ScrollView, can_focus=True):
         columns = self._layout_for(width)
         if y == 0:
             text = title_text(self.view, columns, width)
-        else:
-            index = self.scroll_offset.y + y - 1
-            rows = self.view.rows
-            if index >= len(rows):
-                return Strip.blank(width, self.rich_style)
+            return Strip(list(text.render(self.app.console)), width).apply_style(self.rich_style)
+        index = self.scroll_offset.y + y - 1
+        rows = self.view.rows
+        if index >= len(rows):
+            return Strip.blank(width, self.rich_style)
+        look = 0 if index != self.cursor else 2 if self.has_focus else 1
+        key = (rows[index], look, width)
+        strip = self._strips.get(key)
+        if strip is None:
             text = row_text(self.view, rows[index], columns, width)
-            if index == self.cursor and self.has_focus:
-                text.stylize(CURSOR_STYLE)
-            elif index == self.cursor:
-                text.stylize(Style(bgcolor="#3a3a3a"))
-        strip = Strip(list(text.render(self.app.console)), width)
-        return strip.apply_style(self.rich_style)
+            if look:
+                text.stylize(CURSOR_STYLE if look == 2 else UNFOCUSED_CURSOR_STYLE)
+            strip = Strip(list(text.render(self.app.console)), width).apply_style(self.rich_style)
+            if len(self._strips) > STRIP_CACHE_LIMIT:  # scrolled through many rows
+                self._strips.clear()
+            self._strips[key] = strip
+        return strip
 
     # -- moving ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from tcpwatch.tui.demo import HOSTILE_NAME, BusyHost
 from tcpwatch.tui.drill import DrillScreen
 from tcpwatch.tui.header import HeaderPanel
 from tcpwatch.tui.help import HelpScreen
-from tcpwatch.tui.table import ConnectionTable, layout, row_text
+from tcpwatch.tui.table import CURSOR_STYLE, ConnectionTable, layout, row_text
 from tcpwatch.tui.view import GROUP_PREFIX, Column, ViewMode
 
 from .helpers import busy_app, find, plain, settle, step, until
@@ -492,3 +492,38 @@ async def test_a_socket_nobody_holds_shows_its_former_owner_dimmed() -> None:
         assert "#8a8a8a" in str(owner.style)
         text = await _drill(pilot, app, tw)
         assert "no process holds this socket" in text and "was held by 1201 nginx" in text
+
+
+async def test_painted_rows_follow_every_poll_and_the_cursor() -> None:
+    """Painted rows are kept until the next poll (repaints in between reuse them): the
+    table still paints the current view's rows, and the cursor on the row it is on."""
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.table
+
+        def painted() -> list[str]:
+            return [table.render_line(y).text for y in range(1, table.size.height)]
+
+        def expected() -> list[str]:
+            width = table.scrollable_content_region.width
+            columns = table._layout_for(width)
+            top = round(table.scroll_offset.y)
+            rows = app.view.rows[top : top + table.size.height - 1]
+            return [row_text(app.view, row, columns, width).plain for row in rows]
+
+        def cursor_lines() -> list[int]:
+            return [
+                y
+                for y in range(1, table.size.height)
+                if any(
+                    s.style and s.style.bgcolor == CURSOR_STYLE.bgcolor
+                    for s in table.render_line(y)
+                )
+            ]
+
+        for polls in range(1, 5):
+            await step(pilot)
+            assert painted() == expected(), f"after poll {polls}"
+            await pilot.press("down")
+            assert painted() == expected()
+            assert cursor_lines() == [table.cursor - round(table.scroll_offset.y) + 1]
