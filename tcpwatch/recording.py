@@ -304,7 +304,7 @@ class ReplaySource:
             if records.pop(slot, None) is None:
                 raise _Malformed(f"unknown slot {slot}")
         for row in poll["set"]:
-            records[row[0]] = (_record(row), mono)
+            records[row[0]] = (_record(row, taken_at), mono)
         for inode, info in poll["owners"].items():
             pid, name, cmdline, user, uid = info
             self._owners[int(inode)] = ProcessInfo(int(pid), str(name), tuple(cmdline), user, uid)
@@ -318,7 +318,9 @@ class ReplaySource:
             host=self.host,
             netns=self.netns,
             source=SourceKind.REPLAY,
-            sockets=tuple(_counted_down(record, mono - at) for record, at in records.values()),
+            sockets=tuple(
+                _counted_down(record, mono - at, taken_at) for record, at in records.values()
+            ),
             owners=dict(self._owners),
             owners_note=self._owners_note,
             notice=self._notice,
@@ -328,7 +330,7 @@ class ReplaySource:
         self._file.close()
 
 
-def _record(row: list[Any]) -> SocketRecord:
+def _record(row: list[Any], dumped_at: float) -> SocketRecord:
     if len(row) != len(FIELDS):
         raise _Malformed(f"a socket row has {len(row)} fields, not {len(FIELDS)}")
     (
@@ -365,11 +367,13 @@ def _record(row: list[Any]) -> SocketRecord:
         uid=int(uid),
         inode=int(inode),
         tcp_info_raw=raw,
+        dumped_at=dumped_at,
     )
 
 
-def _counted_down(record: SocketRecord, elapsed: float) -> SocketRecord:
-    """The record as a later poll would show it: its timer run down by `elapsed` seconds."""
+def _counted_down(record: SocketRecord, elapsed: float, taken_at: float) -> SocketRecord:
+    """The record as a later poll (at wall time `taken_at`) would show it: its timer run
+    down by `elapsed` seconds."""
     timer = record.timer
     if timer is None or elapsed <= 0:
         return record
@@ -386,4 +390,5 @@ def _counted_down(record: SocketRecord, elapsed: float) -> SocketRecord:
         record.uid,
         record.inode,
         record.tcp_info_raw,
+        taken_at,
     )

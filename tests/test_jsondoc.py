@@ -416,3 +416,33 @@ def test_tcp_info_ages_count_up_to_the_document_time() -> None:
     for key in ("last_data_recv_ms", "last_data_sent_ms", "last_ack_recv_ms"):
         assert infos[1][key] == infos[0][key] + 3000
     assert infos[1]["bytes_acked"] == infos[0]["bytes_acked"]
+
+
+def test_a_record_from_an_earlier_poll_has_its_timer_run_down() -> None:
+    """The tracker keeps a connection whose timer only counted down (and a polling source
+    hands out an unchanged socket's record again), so a document may be written from a
+    record dumped polls ago: its 2MSL countdown is what is left at the document's time."""
+    waiting = Connection(
+        id="0x1a2d",
+        record=dataclasses.replace(
+            _record(TcpState.TIME_WAIT, 0, Timer(TimerName.TIMEWAIT, 60_000, 0)),
+            dumped_at=T0 - 20,
+        ),
+        process=None,
+        first_seen=T0 - 20,
+        state_since=T0 - 20,
+        history=(),
+        tags=frozenset(),
+    )
+    expired = dataclasses.replace(
+        waiting, id="0x1a2e", record=dataclasses.replace(waiting.record, dumped_at=T0 - 61)
+    )
+    snapshot = dataclasses.replace(_snapshot(), taken_at=T0)
+    document = snapshot_document(snapshot, [waiting, expired], "", with_history=False)
+    timers = [item["timer"] for item in document["connections"]]
+    assert timers == [
+        {"name": "timewait", "expires_ms": 40_000, "retrans": 0},
+        {"name": "timewait", "expires_ms": 0, "retrans": 0},
+    ]
+    text = snapshot_json_text(snapshot, [waiting, expired], "", with_history=False)
+    assert json.loads(text)["connections"][0]["timer"]["expires_ms"] == 40_000

@@ -54,10 +54,12 @@ def process_json(p: ProcessInfo | None) -> dict[str, Any] | None:
     return {"pid": p.pid, "name": p.name, "cmdline": list(p.cmdline), "user": p.user}
 
 
-def timer_json(t: Timer | None) -> dict[str, Any] | None:
+def timer_json(t: Timer | None, elapsed_ms: int = 0) -> dict[str, Any] | None:
+    """`elapsed_ms` after the record was dumped, the timer has run down that much."""
     if t is None:
         return None
-    return {"name": t.name.value, "expires_ms": t.expires_ms, "retrans": t.retrans}
+    expires = max(0, t.expires_ms - elapsed_ms)
+    return {"name": t.name.value, "expires_ms": expires, "retrans": t.retrans}
 
 
 def tcp_info_json(info: TcpInfo | None) -> dict[str, Any] | None:
@@ -163,6 +165,9 @@ def _connection_json(
         tag_names = []
     raw = record.tcp_info_raw
     state_since = conn.state_since
+    # The record may be from an earlier poll (a socket whose timer only counted down keeps
+    # its connection): its timer and tcp_info ages are advanced to the document's time.
+    grown_ms = 0 if at is None else record.ms_since_dump(at)
     document: dict[str, Any] = {
         "id": conn.id,
         "family": record.family.value,
@@ -171,7 +176,7 @@ def _connection_json(
         "remote": endpoint_json(record.remote),
         "recv_q": record.recv_q,
         "send_q": record.send_q,
-        "timer": timer_json(record.timer),
+        "timer": timer_json(record.timer, grown_ms),
         "uid": record.uid,
         "inode": record.inode,
         "process": process_doc,
@@ -184,9 +189,7 @@ def _connection_json(
     if raw is None:
         document["tcp_info"] = None
     else:
-        document["tcp_info"] = _tcp_info_raw_json(
-            raw, 0 if at is None else record.ms_since_dump(at)
-        )
+        document["tcp_info"] = _tcp_info_raw_json(raw, grown_ms)
     return document
 
 
@@ -462,15 +465,16 @@ def _item_text(
     grown_ms: int,
 ) -> str:
     """One connection's object as text; the other arguments are JSON text already
-    (`state` a fixed name, written quoted), but `grown_ms`: how much to age tcp_info."""
+    (`state` a fixed name, written quoted), but `grown_ms`: how much to age tcp_info and
+    run down the timer."""
     encode = _encode_string
     timer = record.timer
     if timer is None:
         timer_text = "null"
     else:
+        expires = max(0, timer.expires_ms - grown_ms)
         timer_text = (
-            f'{{"name":{_TIMER_TEXT[timer.name]},"expires_ms":{timer.expires_ms},'
-            f'"retrans":{timer.retrans}}}'
+            f'{{"name":{_TIMER_TEXT[timer.name]},"expires_ms":{expires},"retrans":{timer.retrans}}}'
         )
     raw = record.tcp_info_raw
     if raw is None:

@@ -108,7 +108,7 @@ _TIMER_FIELDS = ("name", "expires_ms", "retrans")
 
 RECORD_SETTERS = slot_setters(SocketRecord, _RECORD_FIELDS)
 RECORD_DEFAULTS = other_defaults(SocketRecord, _RECORD_FIELDS)
-(_SET_DUMPED_AT,) = slot_setters(SocketRecord, ("dumped_at",))
+(SET_DUMPED_AT,) = slot_setters(SocketRecord, ("dumped_at",))
 _NETLINK_DEFAULTS = other_defaults(SocketRecord, (*_RECORD_FIELDS, "dumped_at"))
 _TIMER_SETTERS = slot_setters(Timer, _TIMER_FIELDS)
 _TIMER_DEFAULTS = other_defaults(Timer, _TIMER_FIELDS)
@@ -255,7 +255,7 @@ class DumpParser:
             set_info,
         ) = RECORD_SETTERS
         record_defaults = _NETLINK_DEFAULTS
-        set_dumped_at = _SET_DUMPED_AT
+        set_dumped_at = SET_DUMPED_AT
         dumped_at = self._dumped_at
         set_timer_name, set_timer_expires, set_timer_retrans = _TIMER_SETTERS
         timer_defaults = _TIMER_DEFAULTS

@@ -11,11 +11,12 @@ import gc
 import os
 import socket
 import struct
+import time
 from typing import BinaryIO
 
 from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
 from tcpwatch.sources.base import SourceError
-from tcpwatch.sources.netlink import RECORD_DEFAULTS, RECORD_SETTERS
+from tcpwatch.sources.netlink import RECORD_DEFAULTS, RECORD_SETTERS, SET_DUMPED_AT
 from tcpwatch.tcp.states import TcpState
 
 # /proc prints the timer and the state as two hex digits.
@@ -51,8 +52,16 @@ class ProcTableParser:
         self._endpoints: dict[str, Endpoint] = {}
         self._pairs: dict[tuple[str, str], tuple[Endpoint, Endpoint]] = {}
 
-    def parse(self, text: str, family: Family, origin: str, out: list[SocketRecord]) -> None:
-        """Append a record per line of `text` (one table, header first) to `out`.
+    def parse(
+        self,
+        text: str,
+        family: Family,
+        origin: str,
+        out: list[SocketRecord],
+        dumped_at: float | None = None,
+    ) -> None:
+        """Append a record per line of `text` (one table, header first) to `out`; each made
+        at wall time `dumped_at` (see `SocketRecord.dumped_at`).
 
         SourceError names the first malformed line (`origin` says which file it came from).
         """
@@ -78,6 +87,7 @@ class ProcTableParser:
             set_info,
         ) = RECORD_SETTERS
         record_defaults = RECORD_DEFAULTS
+        set_dumped_at = SET_DUMPED_AT
         lines = text.splitlines()
         address_size = 8 if family is Family.IPV4 else 32
         for line in lines[1:]:
@@ -119,6 +129,7 @@ class ProcTableParser:
             if record_defaults:
                 for setter, default in record_defaults:
                     setter(item, default)
+            set_dumped_at(item, dumped_at)
             out.append(item)
 
     def _endpoint(self, text: str, family: Family, address_size: int) -> Endpoint:
@@ -173,6 +184,7 @@ class ProcSource:
     def dump(self) -> list[SocketRecord]:
         """Every TCP socket now (the garbage collector paused meanwhile, as in netlink)."""
         records: list[SocketRecord] = []
+        dumped_at = time.time()
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -182,7 +194,7 @@ class ProcSource:
                     text = table.read().decode("ascii", errors="replace")
                 except OSError as exc:
                     raise SourceError(f"cannot read {path}: {exc.strerror}") from None
-                self._parser.parse(text, family, path, records)
+                self._parser.parse(text, family, path, records, dumped_at)
         finally:
             if collecting:
                 gc.enable()

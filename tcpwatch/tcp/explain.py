@@ -326,7 +326,11 @@ def _values(
         recv_q=record.recv_q,
         send_q=record.send_q,
         retrans=timer.retrans if timer is not None else 0,
-        timer_left=_duration(timer.expires_ms / 1000, cat) if timer is not None else "-",
+        timer_left=(
+            _duration(max(0, timer.expires_ms - record.ms_since_dump(now)) / 1000, cat)
+            if timer is not None
+            else "-"
+        ),
         evidence=dead_peer_evidence(record, thresholds.tags) or "-",
         lingering=int(thresholds.tags.lingering_s),
         count=1,
