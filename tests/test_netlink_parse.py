@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tcpwatch.model import Family, SocketRecord, TimerName
+from tcpwatch.sources import netlink
 from tcpwatch.sources.base import SourceError
 from tcpwatch.sources.netlink import (
     ACCELERATED,
@@ -31,6 +32,7 @@ WITH_INFO = (FIXTURES / "zoo_info.bin").read_bytes()
 WITHOUT_INFO = (FIXTURES / "zoo_noinfo.bin").read_bytes()
 SS_ROWS = parse_ss((FIXTURES / "zoo_ss.txt").read_text())
 NLMSGHDR = struct.Struct("=IHHII")
+EXPIRES_AT = 68  # idiag_expires, from the message's start
 # The reuse tests run on both hit paths: the C extension's and the Python loop's.
 HIT_PATHS = pytest.mark.parametrize(
     "accelerated",
@@ -377,12 +379,18 @@ def test_both_hit_paths_hand_out_the_same_records_poll_after_poll() -> None:
     chunks = split_replies(WITH_INFO)
     idle = [r.cookie for r in parse_dump(WITH_INFO) if r.timer is None and r.tcp_info_raw]
     assert len(idle) >= 4
+    waiting = [r for r in parse_dump(WITH_INFO) if r.state is TcpState.TIME_WAIT]
+    assert waiting
     polls = [chunks]
     for step in range(1, 4):
         changed = polls[-1]
         for cookie in idle[step % 2 :: 2]:
             at = info_at(changed, cookie) + 128
             changed = edited(changed, cookie, at, struct.pack("=Q", step * 1000 + 1))
+        for record in waiting:  # one second later, one second less to go
+            assert record.timer is not None
+            left = struct.pack("=I", record.timer.expires_ms - step * 1000)
+            changed = edited(changed, record.cookie, EXPIRES_AT, left)
         polls.append(changed)
     runs = []
     for accelerated in (False, True):
@@ -396,4 +404,41 @@ def test_both_hit_paths_hand_out_the_same_records_poll_after_poll() -> None:
         reused_c = [a is b for a, b in zip(c_run[n - 1], c_run[n], strict=True)]
         assert reused_c == reused_python
         assert 0 < sum(reused_c) < len(reused_c)
+        kept = {id(r) for r in c_run[n - 1]}
+        assert all(id(r) in kept for r in c_run[n] if r.state is TcpState.TIME_WAIT)
         assert [r.dumped_at for r in c_run[n]] == [r.dumped_at for r in python_run[n]]
+
+
+@HIT_PATHS
+def test_reuse_follows_a_time_wait_counting_down_but_not_a_re_armed_one(
+    accelerated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TIME_WAIT socket's 2MSL deadline is fixed: while only its expiry counts down with
+    the clock, the record is reused (its timer read as of its `dumped_at`); a re-armed
+    timer (a retransmitted FIN restarts 2MSL) moves the deadline: a new record."""
+    chunks = split_replies(WITH_INFO)
+    parser = DumpParser(reuse=True, accelerated=accelerated)
+    first = poll_fixture(parser, chunks, 100.0)
+    waiting = next(r for r in first if r.state is TcpState.TIME_WAIT)
+    assert waiting.timer is not None and waiting.timer.name is TimerName.TIMEWAIT
+    expires = waiting.timer.expires_ms
+    later = edited(chunks, waiting.cookie, EXPIRES_AT, struct.pack("=I", expires - 2500))
+    keys: list[object] = []
+    masked = netlink._masked
+    monkeypatch.setattr(netlink, "_masked", lambda *a: keys.append(masked(*a)) or keys[-1])
+    second = poll_fixture(parser, later, 102.5)
+    assert next(r for r in second if r.cookie == waiting.cookie) is waiting
+    # Python builds keys only for the messages that are not hits: with the C extension,
+    # for the other running timers and the other TIME_WAIT sockets (whose expiry did not
+    # count down, so their deadline moved); a hit that C missed would come here too.
+    if accelerated:
+        assert len(keys) == sum(1 for a, b in zip(first, second, strict=True) if a is not b)
+    rearmed = edited(chunks, waiting.cookie, EXPIRES_AT, struct.pack("=I", expires + 20_000))
+    third = poll_fixture(parser, rearmed, 103.5)
+    fresh = next(r for r in third if r.cookie == waiting.cookie)
+    assert fresh is not waiting and fresh.dumped_at == 103.5
+    assert fresh.timer is not None and fresh.timer.expires_ms == expires + 20_000
+    # Other running timers (retransmit, keepalive) count down every dump: never reused.
+    others = [r for r in third if r.timer is not None and r.timer.name is not TimerName.TIMEWAIT]
+    fourth = poll_fixture(parser, rearmed, 104.5)
+    assert others and not any(a is b for a in others for b in fourth)

@@ -12,33 +12,42 @@
 #include <stdint.h>
 #include <string.h>
 
-/* reuse_hits(data, off, seq, layouts, previous, current, out, limits) -> int
+/* reuse_hits(data, off, seq, now_ms, layouts, previous, current, out, limits) -> int
  *
  * From `off`, while messages are hits, append each one's remembered record to `out`,
  * remember it in `current` under its key, and step over it. Returns the offset of the
  * first message that is not a hit (or the end of `data`).
  *
- * seq: the dump's sequence number, or -1 to accept any. layouts: message length ->
+ * seq: the dump's sequence number, or -1 to accept any. now_ms: the dump's wall time in
+ * milliseconds (a 2MSL timer's key holds its deadline). layouts: message length ->
  * INET_DIAG_INFO's (offset, header, payload start, payload end) or None; a length missing
  * from it is not a hit (its layout is not known yet). limits: (header size, socket message
- * size, ages offset, ages end, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP_INTR), so that the layout
- * constants live in one place, netlink.py.
+ * size, ages offset, ages end, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP_INTR, timer offset, expires
+ * offset, the 2MSL timer's number, deadline grain in ms), so that the layout constants
+ * live in one place, netlink.py.
  */
 static PyObject *
 reuse_hits(PyObject *module, PyObject *args)
 {
     Py_buffer data;
     Py_ssize_t off;
-    long long seq;
+    long long seq, now_ms, grain_ms;
     PyObject *layouts, *previous, *current, *out;
-    Py_ssize_t header_size, message_size, ages_offset, ages_end;
-    unsigned int diag_kind, dump_intr;
+    Py_ssize_t header_size, message_size, ages_offset, ages_end, timer_at, expires_offset;
+    unsigned int diag_kind, dump_intr, timewait_timer;
 
-    if (!PyArg_ParseTuple(args, "y*nLO!O!O!O!(nnnnII)", &data, &off, &seq, &PyDict_Type,
-                          &layouts, &PyDict_Type, &previous, &PyDict_Type, &current,
-                          &PyList_Type, &out, &header_size, &message_size, &ages_offset,
-                          &ages_end, &diag_kind, &dump_intr))
+    if (!PyArg_ParseTuple(args, "y*nLLO!O!O!O!(nnnnIInnIL)", &data, &off, &seq, &now_ms,
+                          &PyDict_Type, &layouts, &PyDict_Type, &previous, &PyDict_Type,
+                          &current, &PyList_Type, &out, &header_size, &message_size,
+                          &ages_offset, &ages_end, &diag_kind, &dump_intr, &timer_at,
+                          &expires_offset, &timewait_timer, &grain_ms))
         return NULL;
+    if (grain_ms <= 0 || timer_at >= message_size || expires_offset + 4 > message_size ||
+        expires_offset < header_size) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent message layout limits");
+        PyBuffer_Release(&data);
+        return NULL;
+    }
 
     const char *bytes = data.buf;
     Py_ssize_t end = data.len;
@@ -66,6 +75,19 @@ reuse_hits(PyObject *module, PyObject *args)
             break; /* layout not known yet */
         }
 
+        /* A running timer's expiry changes every dump: not a hit, but for 2MSL, whose
+         * deadline (in whole grains) takes the expiry's place in the key. */
+        const char *message = bytes + off;
+        uint8_t timer = (uint8_t)message[timer_at];
+        uint32_t deadline = 0;
+        if (timer) {
+            if (timer != timewait_timer)
+                break;
+            uint32_t expires;
+            memcpy(&expires, message + expires_offset, 4);
+            deadline = (uint32_t)((now_ms + (long long)expires) / grain_ms);
+        }
+
         /* The key: the message without its header, and without the ages when tcp_info
          * carries them (the same rule as netlink._masked). */
         Py_ssize_t cut_from = -1, cut_to = -1;
@@ -85,20 +107,23 @@ reuse_hits(PyObject *module, PyObject *args)
                     break; /* not a layout of this length: let Python judge */
             }
         }
+        if (cut_from >= 0 && cut_from < expires_offset + 4)
+            break; /* not a layout of this length: let Python judge */
         Py_ssize_t key_size = (Py_ssize_t)length - header_size;
         if (cut_from >= 0)
             key_size -= cut_to - cut_from;
         PyObject *key = PyBytes_FromStringAndSize(NULL, key_size);
         if (key == NULL)
             goto done;
+        /* Copied in pieces: [header, cut_from) and [cut_to, length), the whole rest when
+         * nothing is cut; then a 2MSL deadline written over the expiry. */
         char *into = PyBytes_AS_STRING(key);
-        const char *message = bytes + off;
-        if (cut_from >= 0) {
-            memcpy(into, message + header_size, cut_from - header_size);
-            memcpy(into + (cut_from - header_size), message + cut_to, length - cut_to);
-        } else {
-            memcpy(into, message + header_size, key_size);
-        }
+        Py_ssize_t first_end = cut_from >= 0 ? cut_from : (Py_ssize_t)length;
+        memcpy(into, message + header_size, first_end - header_size);
+        if (cut_from >= 0)
+            memcpy(into + (first_end - header_size), message + cut_to, length - cut_to);
+        if (timer)
+            memcpy(into + (expires_offset - header_size), &deadline, 4);
 
         PyObject *record = PyDict_GetItemWithError(previous, key); /* borrowed */
         if (record == NULL) {

@@ -50,6 +50,15 @@ _SOCKID_ENDS = 56
 # milliseconds since, the only bytes of an idle socket's message that change between dumps.
 _AGES_OFFSET = 44
 _AGES_ENDS = 60
+# inet_diag_msg's idiag_timer, and idiag_expires (ms left), from the message's start.
+_TIMER_AT = 18
+_EXPIRES_OFFSET = 68
+_EXPIRES_ENDS = 72
+_TIMEWAIT_TIMER = 3
+# A TIME_WAIT socket's deadline never moves (but for a rare re-armed 2MSL): remembered
+# under its deadline, in whole seconds, so that its record is reused while it counts down.
+_DEADLINE_GRAIN_MS = 1000
+_U32 = struct.Struct("=I")
 _ADDRESSES = struct.Struct("=HH16s16s")
 _ATTR = struct.Struct("=HH")
 _ERRNO = struct.Struct("=i")
@@ -65,6 +74,10 @@ _REUSE_LIMITS = (
     _AGES_ENDS,
     SOCK_DIAG_BY_FAMILY,
     NLM_F_DUMP_INTR,
+    _TIMER_AT,
+    _EXPIRES_OFFSET,
+    _TIMEWAIT_TIMER,
+    _DEADLINE_GRAIN_MS,
 )
 # Whether the hit path runs in C (the extension was built at install time).
 ACCELERATED = _c_reuse_hits is not None
@@ -154,8 +167,11 @@ class DumpParser:
     dump, but for tcp_info's "milliseconds since" fields, gets the same SocketRecord
     object again (its `dumped_at` tells how old those fields are). On a server most
     connections are idle between two polls; reusing them costs one dictionary lookup
-    instead of building a record, and the tracker recognises them by identity. Only
-    sockets without a running timer are remembered: a timer's expiry changes every dump.
+    instead of building a record, and the tracker recognises them by identity. Sockets
+    with a running timer are not remembered (its expiry changes every dump), but for
+    TIME_WAIT's 2MSL, whose deadline is fixed: those are remembered by their deadline to
+    the second, so a record is reused for a socket that only counted down (its `timer`
+    then reads as of `dumped_at`, like the ages).
     Runs of such hits go through the C extension when it was built (`accelerated`); the
     Python loop below does the same, and reads every message that is not a hit.
     """
@@ -166,7 +182,8 @@ class DumpParser:
             AF_INET: ({}, {}, Family.IPV4),
             AF_INET6: ({}, {}, Family.IPV6),
         }
-        self._layouts: dict[int, _Layout | None] = {}
+        # A message of the bare size has no attributes (TIME_WAIT sockets).
+        self._layouts: dict[int, _Layout | None] = {_MSG_END: None}
         self._reuse = reuse
         self._c_hits = _c_reuse_hits if reuse and accelerated else None
         # A socket's message but for its header and tcp_info's ages (see `_masked`) -> its
@@ -175,6 +192,7 @@ class DumpParser:
         self._previous: dict[bytes, SocketRecord] = {}
         self._current: dict[bytes, SocketRecord] = {}
         self._dumped_at: float | None = None
+        self._dumped_at_ms = 0
 
     def start_poll(self, last_count: int, dumped_at: float | None = None) -> None:
         """Prepare a new dump (`last_count`: sockets in the previous one; `dumped_at`: the
@@ -182,6 +200,7 @@ class DumpParser:
         if self._reuse:
             self._previous, self._current = self._current, {}
             self._dumped_at = dumped_at
+            self._dumped_at_ms = 0 if dumped_at is None else int(dumped_at * 1000)
         limit = max(_CACHE_FLOOR, last_count + last_count // 4)
         for cache, pairs, _family in self._families.values():
             if sum(map(len, cache.values())) > limit:
@@ -189,7 +208,7 @@ class DumpParser:
             if len(pairs) > limit:
                 pairs.clear()
         if len(self._layouts) > 4096:
-            self._layouts.clear()
+            self._layouts = {_MSG_END: None}
 
     def _walk_attributes(self, data: bytes, off: int, length: int) -> bytes | None:
         """Validate every attribute of the message at `off`; return INET_DIAG_INFO's payload."""
@@ -264,10 +283,13 @@ class DumpParser:
         current = self._current
         c_hits = self._c_hits
         any_seq = -1 if seq is None else seq
+        now_ms = self._dumped_at_ms
         masked = None
         while off < end:
             if c_hits is not None:
-                off = c_hits(data, off, any_seq, layouts, previous, current, out, _REUSE_LIMITS)
+                off = c_hits(
+                    data, off, any_seq, now_ms, layouts, previous, current, out, _REUSE_LIMITS
+                )
                 if off >= end:
                     break
             left = end - off
@@ -280,7 +302,7 @@ class DumpParser:
                         and (seq is None or message_seq == seq)
                         and not flags & NLM_F_DUMP_INTR
                     ):
-                        masked = _masked(data, off, length, layouts.get(length, False))
+                        masked = _masked(data, off, length, layouts.get(length, False), now_ms)
                         seen = previous.get(masked) if masked is not None else None
                         if seen is not None:
                             append(seen)
@@ -389,9 +411,13 @@ class DumpParser:
                     for setter, default in record_defaults:
                         setter(item, default)
                 append(item)
-                if reuse and name is None and not flags & NLM_F_DUMP_INTR:
+                if (
+                    reuse
+                    and (name is None or timer_number == _TIMEWAIT_TIMER)
+                    and not flags & NLM_F_DUMP_INTR
+                ):
                     if masked is None:  # the first message of its length: layout now known
-                        masked = _masked(data, off, length, layouts.get(length))
+                        masked = _masked(data, off, length, layouts.get(length), now_ms)
                     if masked is not None:
                         current[masked] = item
             elif kind == NLMSG_DONE:
@@ -412,17 +438,30 @@ class DumpParser:
 
 
 def _masked(
-    data: bytes, off: int, length: int, layout: _Layout | Literal[False] | None
+    data: bytes, off: int, length: int, layout: _Layout | Literal[False] | None, now_ms: int
 ) -> bytes | None:
     """The message at `off` without its netlink header (which carries the dump's sequence
-    number) and tcp_info's ages: what stays the same while a socket is idle. None while
-    the layout of messages of this length is unknown (`layout` False)."""
+    number) and tcp_info's ages: what stays the same while a socket is idle; with a 2MSL
+    timer, its expiry replaced by its deadline (`now_ms`: the dump's wall time) in whole
+    seconds. None while the layout of messages of this length is unknown (`layout` False),
+    and for other running timers. _reuse.c builds the same bytes."""
     if layout is False:
         return None
+    timer = data[off + _TIMER_AT]
+    if timer:
+        if timer != _TIMEWAIT_TIMER:
+            return None
+        (expires,) = _U32.unpack_from(data, off + _EXPIRES_OFFSET)
+        deadline = _U32.pack(((now_ms + expires) // _DEADLINE_GRAIN_MS) & 0xFFFFFFFF)
+        head = data[off + _HEADER_SIZE : off + _EXPIRES_OFFSET] + deadline
+        start = off + _EXPIRES_ENDS
+    else:
+        head = b""
+        start = off + _HEADER_SIZE
     if layout is None or layout[3] - layout[2] < _AGES_ENDS:
-        return data[off + _HEADER_SIZE : off + length]
+        return head + data[start : off + length]
     info = off + layout[2]
-    return data[off + _HEADER_SIZE : info + _AGES_OFFSET] + data[info + _AGES_ENDS : off + length]
+    return head + data[start : info + _AGES_OFFSET] + data[info + _AGES_ENDS : off + length]
 
 
 def _endpoint(family: int, raw: bytes, port: int) -> Endpoint:
