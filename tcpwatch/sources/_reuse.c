@@ -1,11 +1,12 @@
 /* The hit path of DumpParser.feed (see netlink.py), in C.
  *
  * On a server most sockets are idle between two polls and the parser hands out their
- * previous SocketRecord again: per message, that is one key (the message without its
- * netlink header and tcp_info's ages), one dictionary lookup and two stores. In Python
- * those few steps, times 50k sockets every second, were the largest part of a poll; here
- * they run without the interpreter. Any message that is not such a hit is left to the
- * Python parser, which stays the only place that reads a message's fields.
+ * previous SocketRecord again: per message, that is one lookup by the socket's cookie and
+ * one comparison of the message (but for its header and tcp_info's ages) with the one
+ * remembered. In Python those few steps, times 50k sockets every second, were the largest
+ * part of a poll; here they run without the interpreter, comparing the kernel's bytes in
+ * place. Any message that is not such a hit is left to the Python parser, which stays the
+ * only place that reads a message's fields.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,27 +24,30 @@
  * INET_DIAG_INFO's (offset, header, payload start, payload end) or None; a length missing
  * from it is not a hit (its layout is not known yet). limits: (header size, socket message
  * size, ages offset, ages end, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP_INTR, timer offset, expires
- * offset, the 2MSL timer's number, deadline grain in ms), so that the layout constants
- * live in one place, netlink.py.
+ * offset, the 2MSL timer's number, deadline grain in ms, cookie offset), so that the
+ * layout constants live in one place, netlink.py. previous and current map a socket's
+ * cookie to (its key, its record): the key is the message but for its header and
+ * tcp_info's ages, with a 2MSL timer's deadline over its expiry (netlink._masked).
  */
 static PyObject *
-reuse_hits(PyObject *module, PyObject *args)
+reuse_hits(PyObject *Py_UNUSED(module), PyObject *args)
 {
     Py_buffer data;
     Py_ssize_t off;
     long long seq, now_ms, grain_ms;
     PyObject *layouts, *previous, *current, *out;
     Py_ssize_t header_size, message_size, ages_offset, ages_end, timer_at, expires_offset;
+    Py_ssize_t cookie_offset;
     unsigned int diag_kind, dump_intr, timewait_timer;
 
-    if (!PyArg_ParseTuple(args, "y*nLLO!O!O!O!(nnnnIInnIL)", &data, &off, &seq, &now_ms,
+    if (!PyArg_ParseTuple(args, "y*nLLO!O!O!O!(nnnnIInnILn)", &data, &off, &seq, &now_ms,
                           &PyDict_Type, &layouts, &PyDict_Type, &previous, &PyDict_Type,
                           &current, &PyList_Type, &out, &header_size, &message_size,
                           &ages_offset, &ages_end, &diag_kind, &dump_intr, &timer_at,
-                          &expires_offset, &timewait_timer, &grain_ms))
+                          &expires_offset, &timewait_timer, &grain_ms, &cookie_offset))
         return NULL;
     if (grain_ms <= 0 || timer_at >= message_size || expires_offset + 4 > message_size ||
-        expires_offset < header_size) {
+        expires_offset < header_size || cookie_offset + 8 > message_size) {
         PyErr_SetString(PyExc_ValueError, "inconsistent message layout limits");
         PyBuffer_Release(&data);
         return NULL;
@@ -52,6 +56,8 @@ reuse_hits(PyObject *module, PyObject *args)
     const char *bytes = data.buf;
     Py_ssize_t end = data.len;
     PyObject *result = NULL;
+    uint32_t known_length = 0;
+    PyObject *known_layout = NULL;
 
     while (off >= 0 && end - off >= message_size) {
         uint32_t length, message_seq;
@@ -64,17 +70,21 @@ reuse_hits(PyObject *module, PyObject *args)
             (Py_ssize_t)length > end - off || (seq >= 0 && message_seq != (uint32_t)seq))
             break;
 
-        PyObject *length_key = PyLong_FromUnsignedLong(length);
-        if (length_key == NULL)
-            goto done;
-        PyObject *layout = PyDict_GetItemWithError(layouts, length_key); /* borrowed */
-        Py_DECREF(length_key);
-        if (layout == NULL) {
-            if (PyErr_Occurred())
+        /* Messages of one dump mostly share a length: its layout is looked up once. */
+        if (length != known_length) {
+            PyObject *length_key = PyLong_FromUnsignedLong(length);
+            if (length_key == NULL)
                 goto done;
-            break; /* layout not known yet */
+            known_layout = PyDict_GetItemWithError(layouts, length_key); /* borrowed */
+            Py_DECREF(length_key);
+            if (known_layout == NULL) {
+                if (PyErr_Occurred())
+                    goto done;
+                break; /* layout not known yet */
+            }
+            known_length = length;
         }
-
+        PyObject *layout = known_layout;
         /* A running timer's expiry changes every dump: not a hit, but for 2MSL, whose
          * deadline (in whole grains) takes the expiry's place in the key. */
         const char *message = bytes + off;
@@ -112,31 +122,57 @@ reuse_hits(PyObject *module, PyObject *args)
         Py_ssize_t key_size = (Py_ssize_t)length - header_size;
         if (cut_from >= 0)
             key_size -= cut_to - cut_from;
-        PyObject *key = PyBytes_FromStringAndSize(NULL, key_size);
-        if (key == NULL)
-            goto done;
-        /* Copied in pieces: [header, cut_from) and [cut_to, length), the whole rest when
-         * nothing is cut; then a 2MSL deadline written over the expiry. */
-        char *into = PyBytes_AS_STRING(key);
-        Py_ssize_t first_end = cut_from >= 0 ? cut_from : (Py_ssize_t)length;
-        memcpy(into, message + header_size, first_end - header_size);
-        if (cut_from >= 0)
-            memcpy(into + (first_end - header_size), message + cut_to, length - cut_to);
-        if (timer)
-            memcpy(into + (expires_offset - header_size), &deadline, 4);
 
-        PyObject *record = PyDict_GetItemWithError(previous, key); /* borrowed */
-        if (record == NULL) {
-            Py_DECREF(key);
+        /* The last dump's (key, record) for this socket's cookie, and whether its key is
+         * this message's, compared in place: [header, cut_from) with the 2MSL deadline
+         * over the expiry, then [cut_to, length). */
+        uint32_t cookie_low, cookie_high;
+        memcpy(&cookie_low, message + cookie_offset, 4);
+        memcpy(&cookie_high, message + cookie_offset + 4, 4);
+        PyObject *cookie =
+            PyLong_FromUnsignedLongLong(((unsigned long long)cookie_high << 32) | cookie_low);
+        if (cookie == NULL)
+            goto done;
+        PyObject *entry = PyDict_GetItemWithError(previous, cookie); /* borrowed */
+        if (entry == NULL) {
+            Py_DECREF(cookie);
             if (PyErr_Occurred())
                 goto done;
-            break; /* new or changed: the Python parser reads it */
+            break; /* new: the Python parser reads it */
         }
-        if (PyList_Append(out, record) < 0 || PyDict_SetItem(current, key, record) < 0) {
-            Py_DECREF(key);
+        PyObject *key = PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) == 2
+                            ? PyTuple_GET_ITEM(entry, 0)
+                            : NULL;
+        if (key == NULL || !PyBytes_Check(key)) {
+            Py_DECREF(cookie);
+            PyErr_SetString(PyExc_TypeError, "a remembered entry is (bytes, record)");
             goto done;
         }
-        Py_DECREF(key);
+        const char *was = PyBytes_AS_STRING(key);
+        Py_ssize_t first_end = cut_from >= 0 ? cut_from : (Py_ssize_t)length;
+        int same = PyBytes_GET_SIZE(key) == key_size;
+        if (same && timer) {
+            Py_ssize_t at = expires_offset - header_size;
+            same = memcmp(was, message + header_size, at) == 0 &&
+                   memcmp(was + at, &deadline, 4) == 0 &&
+                   memcmp(was + at + 4, message + expires_offset + 4,
+                          first_end - expires_offset - 4) == 0;
+        } else if (same) {
+            same = memcmp(was, message + header_size, first_end - header_size) == 0;
+        }
+        if (same && cut_from >= 0)
+            same = memcmp(was + (first_end - header_size), message + cut_to,
+                          length - cut_to) == 0;
+        if (!same) {
+            Py_DECREF(cookie);
+            break; /* changed: the Python parser reads it */
+        }
+        if (PyList_Append(out, PyTuple_GET_ITEM(entry, 1)) < 0 ||
+            PyDict_SetItem(current, cookie, entry) < 0) {
+            Py_DECREF(cookie);
+            goto done;
+        }
+        Py_DECREF(cookie);
         off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
     }
     result = PyLong_FromSsize_t(off);
@@ -153,8 +189,11 @@ static PyMethodDef reuse_methods[] = {
 };
 
 static struct PyModuleDef reuse_module = {
-    PyModuleDef_HEAD_INIT, "_reuse", "The parser's hit path, in C (see netlink.py).", -1,
-    reuse_methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_reuse",
+    .m_doc = "The parser's hit path, in C (see netlink.py).",
+    .m_size = -1,
+    .m_methods = reuse_methods,
 };
 
 PyMODINIT_FUNC

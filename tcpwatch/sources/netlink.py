@@ -40,6 +40,9 @@ AF_INET = 2
 AF_INET6 = 10
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+# nlmsghdr's len, type, flags and seq, and the socket's cookie (low, high): what tells
+# whether a message is one the last dump had.
+_HEADER_AND_COOKIE = struct.Struct("=IHHI48xII")
 # nlmsghdr (len, type, flags, seq, pid) + inet_diag_msg (family, state, timer, retrans,
 # sockid, expires, rqueue, wqueue, uid, inode), one unpack per socket. The sockid's ports
 # and addresses are skipped here: they are looked up by their raw bytes (see DumpParser).
@@ -55,6 +58,7 @@ _TIMER_AT = 18
 _EXPIRES_OFFSET = 68
 _EXPIRES_ENDS = 72
 _TIMEWAIT_TIMER = 3
+_COOKIE_OFFSET = 60  # the socket's cookie, two 32-bit halves, low first
 # A TIME_WAIT socket's deadline never moves (but for a rare re-armed 2MSL): remembered
 # under its deadline, in whole seconds, so that its record is reused while it counts down.
 _DEADLINE_GRAIN_MS = 1000
@@ -78,6 +82,7 @@ _REUSE_LIMITS = (
     _EXPIRES_OFFSET,
     _TIMEWAIT_TIMER,
     _DEADLINE_GRAIN_MS,
+    _COOKIE_OFFSET,
 )
 # Whether the hit path runs in C (the extension was built at install time).
 ACCELERATED = _c_reuse_hits is not None
@@ -186,11 +191,11 @@ class DumpParser:
         self._layouts: dict[int, _Layout | None] = {_MSG_END: None}
         self._reuse = reuse
         self._c_hits = _c_reuse_hits if reuse and accelerated else None
-        # A socket's message but for its header and tcp_info's ages (see `_masked`) -> its
-        # record, for the last dump (`_previous`) and this one. Keyed by the bytes
-        # themselves, a hit costs one hash and one comparison, in one place in memory.
-        self._previous: dict[bytes, SocketRecord] = {}
-        self._current: dict[bytes, SocketRecord] = {}
+        # A socket's cookie -> its message but for the header and tcp_info's ages (see
+        # `_masked`), and its record; for the last dump (`_previous`) and this one. A hit
+        # is one lookup by a small int and one comparison of bytes.
+        self._previous: dict[int, tuple[bytes, SocketRecord]] = {}
+        self._current: dict[int, tuple[bytes, SocketRecord]] = {}
         self._dumped_at: float | None = None
         self._dumped_at_ms = 0
 
@@ -248,6 +253,7 @@ class DumpParser:
         done = False
         interrupted = False
         unpack_header = _NLMSGHDR.unpack_from
+        unpack_header_and_cookie = _HEADER_AND_COOKIE.unpack_from
         unpack_message = _SOCKET_MESSAGE.unpack_from
         unpack_attr = _ATTR.unpack_from
         unpack_addresses = _ADDRESSES.unpack_from
@@ -281,7 +287,7 @@ class DumpParser:
         reuse = self._reuse
         previous = self._previous
         current = self._current
-        c_hits = self._c_hits
+        c_hits = self._c_hits if previous else None  # nothing to reuse in a first dump
         any_seq = -1 if seq is None else seq
         now_ms = self._dumped_at_ms
         masked = None
@@ -295,7 +301,9 @@ class DumpParser:
             left = end - off
             if left >= _MSG_END:
                 if reuse:
-                    length, kind, flags, message_seq, _pid = unpack_header(data, off)
+                    length, kind, flags, message_seq, low, high = unpack_header_and_cookie(
+                        data, off
+                    )
                     if (
                         kind == SOCK_DIAG_BY_FAMILY
                         and _MSG_END <= length <= left
@@ -303,10 +311,10 @@ class DumpParser:
                         and not flags & NLM_F_DUMP_INTR
                     ):
                         masked = _masked(data, off, length, layouts.get(length, False), now_ms)
-                        seen = previous.get(masked) if masked is not None else None
-                        if seen is not None:
-                            append(seen)
-                            current[masked] = seen
+                        seen = previous.get(low | (high << 32)) if masked is not None else None
+                        if seen is not None and seen[0] == masked:
+                            append(seen[1])
+                            current[low | (high << 32)] = seen
                             off += (length + 3) & ~3
                             continue
                     else:
@@ -385,7 +393,8 @@ class DumpParser:
                         info = walk(data, off, length)
                 name = timers.get(timer_number) if timer_number else None
                 item = new(record)
-                set_cookie(item, cookie_low | (cookie_high << 32))
+                cookie = cookie_low | (cookie_high << 32)
+                set_cookie(item, cookie)
                 set_family(item, family_enum)
                 set_state(item, state)
                 set_local(item, local)
@@ -419,7 +428,7 @@ class DumpParser:
                     if masked is None:  # the first message of its length: layout now known
                         masked = _masked(data, off, length, layouts.get(length), now_ms)
                     if masked is not None:
-                        current[masked] = item
+                        current[cookie] = (masked, item)
             elif kind == NLMSG_DONE:
                 done = True
                 if length >= _HEADER_SIZE + 4:

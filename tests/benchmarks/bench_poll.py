@@ -57,6 +57,8 @@ from pathlib import Path
 
 import farm
 
+from tcpwatch.sources.netlink import ACCELERATED
+
 REPO = Path(__file__).resolve().parents[2]
 
 SS_TAN = "ss -tan"
@@ -611,6 +613,8 @@ def main() -> int:
     sizes = sorted(args.sockets)
     holders = holders_needed(max([*sizes, args.once]), args.holders)
     print(f"# tcpwatch poll benchmark ({time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
+    hit_path = "C extension" if ACCELERATED else "Python (the C extension was not built)"
+    print(f"parser hit path: {hit_path}")
     print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     print(
         f"{holders} holder processes, {args.background} background processes, "

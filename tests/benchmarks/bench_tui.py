@@ -38,6 +38,8 @@ from pathlib import Path
 
 import farm
 
+from tcpwatch.sources.netlink import ACCELERATED
+
 REPO = Path(__file__).resolve().parents[2]
 COLUMNS, ROWS = 200, 50
 # Control sequences: CSI, OSC, DCS/PM/APC strings, and two-byte escapes.
@@ -196,6 +198,8 @@ def main() -> int:
 
 def run(args: argparse.Namespace) -> int:
     print(f"# tcpwatch TUI benchmark ({time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
+    hit_path = "C extension" if ACCELERATED else "Python (the C extension was not built)"
+    print(f"parser hit path: {hit_path}")
     with (
         farm.Namespace() as ns,
         farm.SocketFarm(
