@@ -71,17 +71,22 @@ class HeaderPanel(Widget):
         self.view: TableView = EMPTY_VIEW
         self.status = Status(interval=1.0, paused=False, replay=False)
         self._lines = 0  # lines of the last text shown
+        self._text = self._compose_text()  # built once per change, painted as often as needed
 
     def show(self, view: TableView, status: Status) -> None:
         self.view = view
         self.status = status
+        self._text = self._compose_text()
         # Only a change in the number of lines moves the table: redraw in place otherwise.
         width = max(1, self.content_size.width or 80)
-        lines = sum(1 + cell_len(line) // width for line in self.render().plain.split("\n"))
+        lines = sum(1 + cell_len(line) // width for line in self._text.plain.split("\n"))
         self.refresh(layout=lines != self._lines)
         self._lines = lines
 
     def render(self) -> Text:
+        return self._text
+
+    def _compose_text(self) -> Text:
         view, status = self.view, self.status
         snapshot = view.snapshot
         text = Text()
