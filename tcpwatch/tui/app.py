@@ -43,6 +43,7 @@ MAIN_SCREEN_ACTIONS = frozenset(("filter", "drill", "sort", "reverse", "view", "
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 60.0
 INTERVAL_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+HELP_SCREEN = "help"
 # key, tag, what the key shows, and its short name on the status line
 TOGGLES: tuple[tuple[str, Tag, str, str], ...] = (
     ("l", Tag.LISTENER, "listeners", "listen"),
@@ -432,12 +433,15 @@ class TcpwatchApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
             return
-        sections = [
-            ("Main screen", [b for b in self.BINDINGS if isinstance(b, Binding)]),
-            ("Table", list(ConnectionTable.BINDINGS)),
-            ("Explanation screen", list(DrillScreen.BINDINGS)),
-        ]
-        self.push_screen(HelpScreen(sections))
+        # Built once and kept installed: later openings only show it again.
+        if not self.is_screen_installed(HELP_SCREEN):
+            sections = [
+                ("Main screen", [b for b in self.BINDINGS if isinstance(b, Binding)]),
+                ("Table", list(ConnectionTable.BINDINGS)),
+                ("Explanation screen", list(DrillScreen.BINDINGS)),
+            ]
+            self.install_screen(HelpScreen(sections), HELP_SCREEN)
+        self.push_screen(HELP_SCREEN)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -354,6 +354,14 @@ async def test_help_lists_every_key_and_palette_offers_every_action() -> None:
             assert key in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "help closed")
+        first = app.screen_stack
+        # Kept from the first opening: the same screen comes back, and goes again with q.
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help, again")
+        assert "escape, q or ? closes" in plain(app.screen.query_one("Static").content)
+        await pilot.press("q")
+        await until(pilot, lambda: app.screen_stack == first, "help closed again")
+        assert app.is_running
         titles = " ".join(c.title for c in app.get_system_commands(app.screen))
         for words in ("Explain", "Filter", "Export", "Pause", "sort", "view", "only orphans"):
             assert words in titles
