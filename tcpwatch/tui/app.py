@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from tcpwatch.errors import TcpwatchError
@@ -36,6 +36,7 @@ from tcpwatch.tui.drill import DrillScreen, Followed
 from tcpwatch.tui.export import export_view
 from tcpwatch.tui.header import HeaderPanel, Status
 from tcpwatch.tui.help import HelpScreen
+from tcpwatch.tui.keybar import KeyBar
 from tcpwatch.tui.table import TAG_STYLE, ConnectionTable
 from tcpwatch.tui.view import Column, TableView, ViewMode, ViewModel, ViewSettings
 
@@ -170,7 +171,7 @@ class TcpwatchApp(App[int]):
             yield self._filter_input
             yield self._filter_error
             yield self._status
-        yield Footer()
+        yield KeyBar([b for b in self.BINDINGS if isinstance(b, Binding)], self)
 
     def on_mount(self) -> None:
         self.table.focus()

@@ -119,6 +119,10 @@ class BusyHost:
         if self._polls:
             self._advance()
         self._polls += 1
+        # Like a netlink dump, each record made or changed by this poll carries its time.
+        socks = self._socks
+        for cookie in [c for c, r in socks.items() if r.dumped_at is None]:
+            socks[cookie] = replace(socks[cookie], dumped_at=self._now)
         return Snapshot(
             taken_at=self._now,
             monotonic=self._now - DEMO_EPOCH,
@@ -324,7 +328,7 @@ class BusyHost:
                 timer = Timer(timer.name, rto_ms + left % rto_ms, timer.retrans + 1)
             else:
                 timer = Timer(timer.name, left, timer.retrans)
-            self._socks[cookie] = replace(record, timer=timer)
+            self._socks[cookie] = replace(record, timer=timer, dumped_at=None)
 
     def _advance(self) -> None:
         rng = self._rng
@@ -335,7 +339,9 @@ class BusyHost:
             if left <= 0:
                 del self._socks[cookie], self._timewait[cookie]
             else:
-                self._socks[cookie] = replace(record, timer=Timer(TimerName.TIMEWAIT, left, 0))
+                self._socks[cookie] = replace(
+                    record, timer=Timer(TimerName.TIMEWAIT, left, 0), dumped_at=None
+                )
         for cookie, expires in list(self._fin_wait2.items()):
             if expires <= self._now:
                 del self._socks[cookie], self._fin_wait2[cookie]
@@ -355,13 +361,16 @@ class BusyHost:
         self._owners.pop(near_record.inode, None)
         far_record = self._socks.pop(far)
         if self._polls % 3 == 0:
-            self._socks[far] = replace(far_record, state=TcpState.CLOSE_WAIT, recv_q=1)
+            self._socks[far] = replace(
+                far_record, state=TcpState.CLOSE_WAIT, recv_q=1, dumped_at=None
+            )
             self._socks[near] = replace(
                 near_record,
                 state=TcpState.FIN_WAIT2,
                 inode=0,
                 tcp_info_raw=None,
                 timer=Timer(TimerName.TIMEWAIT, 60_000, 0),
+                dumped_at=None,
             )
             self._fin_wait2[near] = self._now + 60
         else:
@@ -373,6 +382,7 @@ class BusyHost:
                 uid=0,
                 tcp_info_raw=None,
                 timer=Timer(TimerName.TIMEWAIT, 60_000, 0),
+                dumped_at=None,
             )
             self._timewait[near] = self._now + 60
         self._new_proxy_pair()

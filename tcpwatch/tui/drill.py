@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tcpwatch.model import Connection, SocketRecord, TimerName
 from tcpwatch.tcp.explain import explain
@@ -21,6 +21,7 @@ from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.textsafe import printable
 from tcpwatch.tui import diagrams
+from tcpwatch.tui.keybar import KeyBar
 from tcpwatch.tui.table import (
     STATE_STYLE,
     TAG_STYLE,
@@ -335,7 +336,7 @@ class DrillScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(id="drill-body")
-        yield Footer()
+        yield KeyBar([b for b in self.BINDINGS if isinstance(b, Binding)])
 
     def on_mount(self) -> None:
         self._width = self.size.width or 80

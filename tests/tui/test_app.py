@@ -22,6 +22,7 @@ from tcpwatch.tui.demo import HOSTILE_NAME, BusyHost
 from tcpwatch.tui.drill import DrillScreen
 from tcpwatch.tui.header import HeaderPanel
 from tcpwatch.tui.help import HelpScreen
+from tcpwatch.tui.keybar import KeyBar
 from tcpwatch.tui.table import CURSOR_STYLE, ConnectionTable, layout, row_text
 from tcpwatch.tui.view import GROUP_PREFIX, Column, ViewMode
 
@@ -535,3 +536,29 @@ async def test_painted_rows_follow_every_poll_and_the_cursor() -> None:
             await pilot.press("down")
             assert painted() == expected()
             assert cursor_lines() == [table.cursor - round(table.scroll_offset.y) + 1]
+
+
+async def test_the_key_bar_shows_each_screen_s_keys_and_a_click_runs_one() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        bar = app.screen.query_one(KeyBar)
+        text = plain(bar.render())
+        for label in ("Quit", "Help", "Filter", "Explain", "Sort", "View", "Pause", "Export"):
+            assert label in text
+        assert "Reverse sort" not in text  # shown in the help, not on the bar
+        (start, _end, _action) = next(s for s in bar._spans if s[2] == "pause")
+        await pilot.click(KeyBar, offset=(start + 1, 0))
+        await until(pilot, lambda: not app.paused, "resumed by a click")
+        (start, _end, _action) = next(s for s in bar._spans if s[2] == "help")
+        await pilot.click(KeyBar, offset=(start + 1, 0))
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help by a click")
+        await pilot.press("escape")
+        await pilot.press("p")
+        conn = find(app, lambda c: c.state is TcpState.CLOSE_WAIT)
+        await _drill(pilot, app, conn)
+        drill_bar = app.screen.query_one(KeyBar)
+        assert "Back" in plain(drill_bar.render())
+        (start, _end, _action) = drill_bar._spans[0]
+        await pilot.click(KeyBar, offset=(start + 1, 0))
+        await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back by a click")
