@@ -308,17 +308,24 @@ class ConnectionTable(ScrollView, can_focus=True):
         self.selected_id: str | None = None
         self._columns: list[tuple[ColumnSpec, int]] = layout(80, ViewMode.ALL)
         self._layout_key = (80, ViewMode.ALL)
-        # Painted rows of this view by (row id, cursor look, width): a row reads the same
+        # Painted rows of this poll by (row id, cursor look, width): a row reads the same
         # until the next poll, so repaints in between (a screen closing, the filter bar
-        # opening, the cursor moving) reuse them instead of rendering 50 rows again.
+        # opening, the cursor moving, a new order) reuse them instead of rendering 50 rows.
         self._strips: dict[tuple[str, int, int], Strip] = {}
 
     # -- data -----------------------------------------------------------------------
 
     def show(self, view: TableView) -> None:
         """Swap in a new picture, keeping the selected connection under the cursor."""
-        self.view = view
-        self._strips = {}
+        old, self.view = self.view, view
+        # Rows of one poll read the same in any order (all connections, not grouped: no
+        # headings, no indent), so a re-sorted or re-filtered view keeps what was painted.
+        if not (
+            view.snapshot is old.snapshot
+            and view.settings.mode is ViewMode.ALL
+            and old.settings.mode is ViewMode.ALL
+        ):
+            self._strips = {}
         self.virtual_size = Size(self.size.width, len(view.rows) + 1)
         index = None if self.selected_id is None else view.index_of(self.selected_id)
         if index is None:

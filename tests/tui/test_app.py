@@ -536,6 +536,10 @@ async def test_painted_rows_follow_every_poll_and_the_cursor() -> None:
             await pilot.press("down")
             assert painted() == expected()
             assert cursor_lines() == [table.cursor - round(table.scroll_offset.y) + 1]
+            seq = app.view.seq
+            await pilot.press("S" if polls % 2 else "v")  # a new order; a grouped view
+            await settle(pilot, app, lambda seq=seq: app.view.seq > seq, "the rebuild")
+            assert painted() == expected(), f"after {'S' if polls % 2 else 'v'}"
 
 
 async def test_the_key_bar_shows_each_screen_s_keys_and_a_click_runs_one() -> None:
