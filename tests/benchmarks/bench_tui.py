@@ -209,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         sock_farm.grow_to(args.sockets)
         counts = sock_farm.count()
         print(f"namespace {ns.name}: {sum(counts.values())} sockets {dict(sorted(counts.items()))}")
+        print(f"for scale, one `ss -tanp` here: {ss_tanp_seconds(ns) * 1000:.0f} ms (median of 5)")
         proc, master = start_tui(ns, args.interval)
         screen = Screen(master)
         try:
@@ -227,6 +228,19 @@ def run(args: argparse.Namespace) -> int:
             with_deadline_quit(proc, master)
             os.close(master)
     return 0
+
+
+def ss_tanp_seconds(ns: farm.Namespace) -> float:
+    """One whole `ss -tanp` inside the namespace: the same work on any machine, so runs on
+    machines of different speeds can be compared through it."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run(
+            ["ss", "-tanp"], check=True, stdout=subprocess.DEVNULL, preexec_fn=ns.preexec()
+        )
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def measure_cpu(
