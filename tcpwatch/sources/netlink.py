@@ -453,7 +453,7 @@ def _masked(
     number) and tcp_info's ages: what stays the same while a socket is idle; with a 2MSL
     timer, its expiry replaced by its deadline (`now_ms`: the dump's wall time) in whole
     seconds. None while the layout of messages of this length is unknown (`layout` False),
-    and for other running timers. _reuse.c builds the same bytes."""
+    and for other running timers. _reuse.c compares messages with these bytes in place."""
     if layout is False:
         return None
     timer = data[off + _TIMER_AT]
