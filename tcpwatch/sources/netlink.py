@@ -120,14 +120,13 @@ _RECORD_FIELDS = (
     "uid",
     "inode",
     "tcp_info_raw",
+    "dumped_at",
 )
 _TIMER_FIELDS = ("name", "expires_ms", "retrans")
 
 
 RECORD_SETTERS = slot_setters(SocketRecord, _RECORD_FIELDS)
 RECORD_DEFAULTS = other_defaults(SocketRecord, _RECORD_FIELDS)
-(SET_DUMPED_AT,) = slot_setters(SocketRecord, ("dumped_at",))
-_NETLINK_DEFAULTS = other_defaults(SocketRecord, (*_RECORD_FIELDS, "dumped_at"))
 _TIMER_SETTERS = slot_setters(Timer, _TIMER_FIELDS)
 _TIMER_DEFAULTS = other_defaults(Timer, _TIMER_FIELDS)
 
@@ -278,9 +277,9 @@ class DumpParser:
             set_uid,
             set_inode,
             set_info,
+            set_dumped_at,
         ) = RECORD_SETTERS
-        record_defaults = _NETLINK_DEFAULTS
-        set_dumped_at = SET_DUMPED_AT
+        record_defaults = RECORD_DEFAULTS
         dumped_at = self._dumped_at
         set_timer_name, set_timer_expires, set_timer_retrans = _TIMER_SETTERS
         timer_defaults = _TIMER_DEFAULTS

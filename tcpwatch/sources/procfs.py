@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
 from tcpwatch.sources.base import SourceError
-from tcpwatch.sources.netlink import RECORD_DEFAULTS, RECORD_SETTERS, SET_DUMPED_AT
+from tcpwatch.sources.netlink import RECORD_DEFAULTS, RECORD_SETTERS
 from tcpwatch.tcp.states import TcpState
 
 # /proc prints the timer and the state as two hex digits.
@@ -85,9 +85,9 @@ class ProcTableParser:
             set_uid,
             set_inode,
             set_info,
+            set_dumped_at,
         ) = RECORD_SETTERS
         record_defaults = RECORD_DEFAULTS
-        set_dumped_at = SET_DUMPED_AT
         lines = text.splitlines()
         address_size = 8 if family is Family.IPV4 else 32
         for line in lines[1:]:
@@ -126,10 +126,10 @@ class ProcTableParser:
             set_uid(item, uid)
             set_inode(item, inode)
             set_info(item, None)
+            set_dumped_at(item, dumped_at)
             if record_defaults:
                 for setter, default in record_defaults:
                     setter(item, default)
-            set_dumped_at(item, dumped_at)
             out.append(item)
 
     def _endpoint(self, text: str, family: Family, address_size: int) -> Endpoint:
