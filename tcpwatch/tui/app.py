@@ -171,7 +171,7 @@ class TcpwatchApp(App[int]):
             yield self._filter_input
             yield self._filter_error
             yield self._status
-        yield KeyBar([b for b in self.BINDINGS if isinstance(b, Binding)], self)
+        yield KeyBar(self.BINDINGS, self)
 
     def on_mount(self) -> None:
         self.table.focus()

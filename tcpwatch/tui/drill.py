@@ -336,7 +336,7 @@ class DrillScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(id="drill-body")
-        yield KeyBar([b for b in self.BINDINGS if isinstance(b, Binding)])
+        yield KeyBar(self.BINDINGS)
 
     def on_mount(self) -> None:
         self._width = self.size.width or 80

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.events import Click
 from textual.widget import Widget
@@ -22,16 +22,16 @@ DESCRIPTION_STYLE = "#d0d0d0"
 
 
 class KeyBar(Widget):
-    """The shown bindings of `bindings`, whose actions run on `namespace` (the app for the
-    main screen's keys, a screen for its own)."""
+    """The shown bindings of `bindings` (a BINDINGS list), whose actions run on `namespace`
+    (the app for the main screen's keys, a screen for its own)."""
 
     DEFAULT_CSS = """
     KeyBar { height: 1; background: #262626; }
     """
 
-    def __init__(self, bindings: Iterable[Binding], namespace: DOMNode | None = None) -> None:
+    def __init__(self, bindings: Iterable[BindingType], namespace: DOMNode | None = None) -> None:
         super().__init__()
-        self._bindings = [b for b in bindings if b.show]
+        self._bindings = [b for b in bindings if isinstance(b, Binding) and b.show]
         self._namespace = namespace
         self._text = Text()
         self._spans: list[tuple[int, int, str]] = []  # cells [start, end) -> action

@@ -433,7 +433,7 @@ class ViewModel:
 def _without(order: list[str], stale: set[str], keys: Mapping[str, Any]) -> list[str]:
     """`order` (ascending by `keys`) without the `stale` ids, found by binary search on the
     keys they were sorted by: a few hundred searches and one copy instead of a pass over
-    every row. Ids of `stale` that are not in `order` are ignored."""
+    every row. Ids of `stale` without a key are not in `order`: they are ignored."""
     leaving = sorted(keys[cid] for cid in stale if cid in keys)
     if not leaving:
         return order
