@@ -56,8 +56,10 @@ reuse_hits(PyObject *Py_UNUSED(module), PyObject *args)
     const char *bytes = data.buf;
     Py_ssize_t end = data.len;
     PyObject *result = NULL;
+    /* For messages of `known_length`: where the ages are cut out (-1: nowhere), and the
+     * key's size. */
     uint32_t known_length = 0;
-    PyObject *known_layout = NULL;
+    Py_ssize_t cut_from = -1, cut_to = -1, key_size = 0;
 
     while (off >= 0 && end - off >= message_size) {
         uint32_t length, message_seq;
@@ -70,21 +72,44 @@ reuse_hits(PyObject *Py_UNUSED(module), PyObject *args)
             (Py_ssize_t)length > end - off || (seq >= 0 && message_seq != (uint32_t)seq))
             break;
 
-        /* Messages of one dump mostly share a length: its layout is looked up once. */
+        /* Messages of one dump mostly share a length: its layout is looked up, and where
+         * its key leaves out tcp_info's ages worked out, once. The key is the message
+         * without its header, and without the ages when tcp_info carries them (the same
+         * rule as netlink._masked). */
         if (length != known_length) {
             PyObject *length_key = PyLong_FromUnsignedLong(length);
             if (length_key == NULL)
                 goto done;
-            known_layout = PyDict_GetItemWithError(layouts, length_key); /* borrowed */
+            PyObject *layout = PyDict_GetItemWithError(layouts, length_key); /* borrowed */
             Py_DECREF(length_key);
-            if (known_layout == NULL) {
+            if (layout == NULL) {
                 if (PyErr_Occurred())
                     goto done;
                 break; /* layout not known yet */
             }
+            cut_from = cut_to = -1;
+            if (layout != Py_None) {
+                if (!PyTuple_Check(layout) || PyTuple_GET_SIZE(layout) != 4) {
+                    PyErr_SetString(PyExc_TypeError, "a layout is a 4-tuple or None");
+                    goto done;
+                }
+                Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 2));
+                Py_ssize_t stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 3));
+                if (PyErr_Occurred())
+                    goto done;
+                if (stop - start >= ages_end) {
+                    cut_from = start + ages_offset;
+                    cut_to = start + ages_end;
+                }
+            }
+            if (cut_from >= 0 && (cut_from < expires_offset + 4 || cut_to > (Py_ssize_t)length))
+                break; /* not a layout of this length: let Python judge */
+            key_size = (Py_ssize_t)length - header_size;
+            if (cut_from >= 0)
+                key_size -= cut_to - cut_from;
             known_length = length;
         }
-        PyObject *layout = known_layout;
+
         /* A running timer's expiry changes every dump: not a hit, but for 2MSL, whose
          * deadline (in whole grains) takes the expiry's place in the key. */
         const char *message = bytes + off;
@@ -97,31 +122,6 @@ reuse_hits(PyObject *Py_UNUSED(module), PyObject *args)
             memcpy(&expires, message + expires_offset, 4);
             deadline = (uint32_t)((now_ms + (long long)expires) / grain_ms);
         }
-
-        /* The key: the message without its header, and without the ages when tcp_info
-         * carries them (the same rule as netlink._masked). */
-        Py_ssize_t cut_from = -1, cut_to = -1;
-        if (layout != Py_None) {
-            if (!PyTuple_Check(layout) || PyTuple_GET_SIZE(layout) != 4) {
-                PyErr_SetString(PyExc_TypeError, "a layout is a 4-tuple or None");
-                goto done;
-            }
-            Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 2));
-            Py_ssize_t stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 3));
-            if (PyErr_Occurred())
-                goto done;
-            if (stop - start >= ages_end) {
-                cut_from = start + ages_offset;
-                cut_to = start + ages_end;
-                if (cut_from < header_size || cut_to > (Py_ssize_t)length)
-                    break; /* not a layout of this length: let Python judge */
-            }
-        }
-        if (cut_from >= 0 && cut_from < expires_offset + 4)
-            break; /* not a layout of this length: let Python judge */
-        Py_ssize_t key_size = (Py_ssize_t)length - header_size;
-        if (cut_from >= 0)
-            key_size -= cut_to - cut_from;
 
         /* The last dump's (key, record) for this socket's cookie, and whether its key is
          * this message's, compared in place: [header, cut_from) with the 2MSL deadline
