@@ -273,6 +273,15 @@ def measure_cpu(
         f"- per second: median {statistics.median(per_second) * 100:.0f} %, "
         f"max {max(per_second) * 100:.0f} %"
     )
+    sixth = max(1, len(per_second) // 6)
+    print(
+        "- average of each sixth of the period: "
+        + ", ".join(
+            f"{statistics.fmean(per_second[i : i + sixth]) * 100:.1f} %"
+            for i in range(0, sixth * 6, sixth)
+            if per_second[i : i + sixth]
+        )
+    )
     print(
         f"- RSS: start {rss[0]:.0f} MiB, end {rss[-1]:.0f} MiB, peak {max(rss):.0f} MiB "
         f"(every {5 * max(1, len(rss) // 24)} s: "
