@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 import os
 import re
 import subprocess
@@ -566,3 +568,27 @@ async def test_the_key_bar_shows_each_screen_s_keys_and_a_click_runs_one() -> No
         (start, _end, _action) = drill_bar._spans[0]
         await pilot.click(KeyBar, offset=(start + 1, 0))
         await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back by a click")
+
+
+async def test_the_poll_thread_frees_the_painted_lines_that_hold_themselves() -> None:
+    """Textual's painted lines are cyclic garbage; with automatic collection as rare as the
+    monitor makes it (here: off), only the poll thread's full passes free them, so what is
+    left after many polls is one poll's worth, not many."""
+    app = busy_app(clients=120)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.full_collection_seconds = math.inf
+            await step(pilot, 3)
+            gc.collect()
+            await step(pilot)
+            one_poll = gc.collect()
+            assert one_poll > 0, "painting no longer makes cyclic garbage: drop the full passes"
+            app.full_collection_seconds = 0.0  # a full pass after every poll
+            await step(pilot, 30)
+            left = gc.collect()
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert left < 3 * one_poll, f"{left} unreachable objects after 30 polls ({one_poll} per poll)"
