@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from tcpwatch.filters import parse_filter
 from tcpwatch.model import (
     Connection,
     ProcessInfo,
@@ -26,6 +27,7 @@ from tcpwatch.tcp.explain import (
     GLOSSARY_TERMS,
     LANGUAGES,
     Code,
+    Diagnosis,
     DiagnosisThresholds,
     Severity,
     diagnose_population,
@@ -344,6 +346,27 @@ def test_close_wait_leak_after_the_threshold_only() -> None:
     assert Code.CLOSE_WAIT_LEAK.value not in codes(young)
 
 
+def test_a_leaking_connection_counts_the_leak_of_its_whole_process() -> None:
+    """The drill-down of one leaked CLOSE_WAIT tells how many its process holds past the
+    threshold and how old the oldest is, as the host-wide finding does."""
+    th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
+    nginx = ProcessInfo(99, "nginx", ("nginx",), "www")
+    this = conn(rec(S.CLOSE_WAIT, recv_q=1), age=40)
+    others = [
+        conn(rec(S.CLOSE_WAIT, remote=("127.0.0.1", 50001), recv_q=1), age=95),
+        conn(rec(S.CLOSE_WAIT, remote=("127.0.0.1", 50002), recv_q=1), age=31),
+        conn(rec(S.CLOSE_WAIT, remote=("127.0.0.1", 50003), recv_q=1), age=5),  # too young
+        conn(rec(S.CLOSE_WAIT, remote=("127.0.0.1", 50004), recv_q=1), age=60, process=nginx),
+        conn(rec(S.ESTABLISHED, remote=("127.0.0.1", 50005)), age=500),
+    ]
+    e = explain(this, host=HOST, now=NOW, others=[this, *others], thresholds=th)
+    d = next(d for d in e.diagnoses if d.code == "close_wait_leak")
+    assert "3 connection(s)" in d.cause and "1 min 35 s" in d.cause, d.cause
+    alone = explain(this, host=HOST, now=NOW, thresholds=th)
+    d = next(d for d in alone.diagnoses if d.code == "close_wait_leak")
+    assert "1 connection(s)" in d.cause and "40 s" in d.cause, d.cause
+
+
 def test_syn_sent_stuck() -> None:
     stuck = conn(rec(S.SYN_SENT, timer=Timer(TimerName.RETRANSMIT, 2000, 1)), age=1)
     assert codes(explain(stuck, host=HOST, now=NOW)) == {"syn_sent_stuck"}
@@ -416,6 +439,12 @@ def _outgoing(state: S, port: int, dest: tuple[str, int] = ("10.0.0.9", 80)) -> 
     return conn(rec(state, local=("10.0.0.1", port), remote=dest, inode=0), process=None)
 
 
+def shown_by(finding: Diagnosis, conns: list[Connection]) -> list[Connection]:
+    """The connections the finding's filter shows (what `f` filters the table to)."""
+    shows = parse_filter(finding.shows)
+    return [c for c in conns if shows.matches(c)]
+
+
 def test_time_wait_buildup_per_destination() -> None:
     th = DiagnosisThresholds(time_wait_per_destination=3, port_pressure_ratio=1.1)
     conns = [_outgoing(S.TIME_WAIT, 40000 + i) for i in range(3)]
@@ -424,6 +453,7 @@ def test_time_wait_buildup_per_destination() -> None:
     assert [d.code for d in found] == ["time_wait_buildup"]
     assert "10.0.0.9:80" in found[0].title and "3" in found[0].title
     assert "60" in found[0].cause
+    assert shown_by(found[0], conns) == conns[:3]
     assert diagnose_population(conns[:2], HOST, now=NOW, thresholds=th) == ()
     assert "TIME_WAIT" in diagnose_population(conns, HOST, "zh", now=NOW, thresholds=th)[0].title
 
@@ -436,6 +466,8 @@ def test_ephemeral_port_pressure() -> None:
     found = diagnose_population(conns, host, now=NOW, thresholds=th)
     assert [d.code for d in found] == ["ephemeral_port_pressure"]
     assert "50%" in found[0].title and "40000" in found[0].cause
+    elsewhere = _outgoing(S.ESTABLISHED, 40008, ("10.0.0.8", 80))
+    assert shown_by(found[0], [*conns, elsewhere]) == conns
     assert diagnose_population(conns[:4], host, now=NOW, thresholds=th) == ()
     # The single-connection view sees the same pressure when given the others.
     e = explain(conns[-1], host=host, now=NOW, others=conns, thresholds=th)
@@ -453,6 +485,8 @@ def test_close_wait_leaks_grouped_per_process() -> None:
     assert found[0].title.endswith("java (pid 4242)") and "4 connection(s)" in found[0].cause
     assert "43 s" in found[0].cause  # the oldest
     assert "nginx (pid 99)" in found[1].title and "1 connection(s)" in found[1].cause
+    assert shown_by(found[0], conns) == conns[:4]
+    assert shown_by(found[1], conns) == conns[4:]  # with the young one: a filter has no age
 
 
 def test_population_listener_findings_and_gone_ignored() -> None:
@@ -465,6 +499,14 @@ def test_population_listener_findings_and_gone_ignored() -> None:
     found = diagnose_population([lst, *syns], HOST, now=NOW, thresholds=th)
     assert {d.code for d in found} == {"accept_queue_overflow", "syn_recv_buildup"}
     assert found[0].severity is Severity.PROBLEM  # a full queue comes first
+    elsewhere = conn(rec(S.ESTABLISHED, local=("127.0.0.1", 9090)))
+    assert shown_by(found[0], [lst, *syns, elsewhere]) == [lst, *syns]
+    assert shown_by(found[1], [lst, *syns, elsewhere]) == syns
+    # A listener on one address: its finding leaves out the same port on other addresses.
+    bound = conn(rec(S.LISTEN, local=("10.0.0.1", 8080), remote=("0.0.0.0", 0), recv_q=9, send_q=9))
+    other_address = conn(rec(S.ESTABLISHED, local=("10.0.0.2", 8080)))
+    (full,) = diagnose_population([bound], HOST, now=NOW, thresholds=th)
+    assert shown_by(full, [bound, other_address]) == [bound]
     gone = [replace(c, gone_at=NOW) for c in syns]
     found = diagnose_population([lst, *gone], HOST, now=NOW, thresholds=th)
     assert {d.code for d in found} == {"accept_queue_overflow"}

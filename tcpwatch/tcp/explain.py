@@ -147,6 +147,9 @@ class Diagnosis:
     title: str
     cause: str
     fix: str
+    # Filter terms that show the connections a host-wide finding is about ("" for one
+    # connection's own diagnosis).
+    shows: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +280,13 @@ def _state_age(conn: Connection, now: float) -> tuple[float, bool]:
     return now - conn.first_seen, False
 
 
+def _age_text(conn: Connection, now: float, cat: Mapping[str, str]) -> str:
+    """Time in the current state, as "at least ..." when it began before the first poll."""
+    age, exact = _state_age(conn, now)
+    text = _duration(age, cat)
+    return text if exact else cat["age.at_least"].format(age=text)
+
+
 def _host_values(host: HostSettings, cat: Mapping[str, str]) -> dict[str, object]:
     first, last = host.ip_local_port_range
     return {
@@ -311,8 +321,6 @@ def _values(
     thresholds: DiagnosisThresholds,
 ) -> dict[str, object]:
     record = conn.record
-    age, exact = _state_age(conn, now)
-    age_text = _duration(age, cat)
     timer = record.timer
     values = _host_values(host, cat)
     values.update(
@@ -322,7 +330,7 @@ def _values(
         address=record.local.address,
         listener=endpoint_text(record.local),
         process=_process_text(conn, cat),
-        age=age_text if exact else cat["age.at_least"].format(age=age_text),
+        age=_age_text(conn, now, cat),
         recv_q=record.recv_q,
         send_q=record.send_q,
         retrans=timer.retrans if timer is not None else 0,
@@ -358,7 +366,11 @@ def _fmt(cat: Mapping[str, str], key: str, values: Mapping[str, object]) -> str:
 
 
 def _diagnosis(
-    code: Code, severity: Severity, cat: Mapping[str, str], values: Mapping[str, object]
+    code: Code,
+    severity: Severity,
+    cat: Mapping[str, str],
+    values: Mapping[str, object],
+    shows: str = "",
 ) -> Diagnosis:
     prefix = f"diag.{code.value}."
     return Diagnosis(
@@ -367,6 +379,7 @@ def _diagnosis(
         _fmt(cat, prefix + "title", values),
         _fmt(cat, prefix + "cause", values),
         _fmt(cat, prefix + "fix", values),
+        shows,
     )
 
 
@@ -526,12 +539,29 @@ class _Around:
     time_wait_to_dest: int = 0
     ports_to_dest: int = 0
     listen_ports: set[int] = field(default_factory=set)
+    # Other CLOSE_WAIT of the same owner past the lingering threshold, and the oldest of
+    # them: a leak is counted per process, as the host-wide findings count it.
+    leaked_with: int = 0
+    oldest_leaked: Connection | None = None
 
 
-def _around(conn: Connection, others: Iterable[Connection], host: HostSettings) -> _Around:
+def _leak_owner(conn: Connection) -> int | None:
+    return conn.process.pid if conn.process is not None else None
+
+
+def _around(
+    conn: Connection,
+    others: Iterable[Connection],
+    host: HostSettings,
+    now: float,
+    thresholds: DiagnosisThresholds,
+) -> _Around:
     around = _Around()
     record = conn.record
     listening = record.state is TcpState.LISTEN
+    closing_wait = record.state is TcpState.CLOSE_WAIT
+    owner = _leak_owner(conn)
+    oldest_age = -1.0
     first, last = host.ip_local_port_range
     for other in others:
         o = other.record
@@ -540,6 +570,12 @@ def _around(conn: Connection, others: Iterable[Connection], host: HostSettings) 
         if o.state is TcpState.LISTEN:
             around.listen_ports.add(o.local.port)
             continue
+        if closing_wait and o.state is TcpState.CLOSE_WAIT and _leak_owner(other) == owner:
+            age, _exact = _state_age(other, now)
+            if age >= thresholds.tags.lingering_s:
+                around.leaked_with += 1
+                if age > oldest_age:
+                    oldest_age, around.oldest_leaked = age, other
         if listening:
             if _serves(record.local, o.local):
                 if o.state is TcpState.SYN_RECV:
@@ -619,7 +655,7 @@ def explain(
     record = conn.record
     state = conn.state
     values = _values(conn, host, cat, now, thresholds)
-    around = _around(conn, others, host)
+    around = _around(conn, others, host, now, thresholds)
     age, _exact = _state_age(conn, now)
     tags = conn.tags | (
         classify(record, state_age_s=age, thresholds=thresholds.tags)
@@ -680,7 +716,7 @@ def explain(
 
     if conn.gone_at is None:
         diagnoses.extend(
-            _connection_diagnoses(conn, tags, age, around, host, thresholds, cat, values)
+            _connection_diagnoses(conn, tags, age, now, around, host, thresholds, cat, values)
         )
     diagnoses.sort(key=lambda d: _SEVERITY_ORDER[d.severity])
     return Explanation(
@@ -708,6 +744,7 @@ def _connection_diagnoses(
     conn: Connection,
     tags: frozenset[Tag],
     age: float,
+    now: float,
     around: _Around,
     host: HostSettings,
     thresholds: DiagnosisThresholds,
@@ -718,7 +755,11 @@ def _connection_diagnoses(
     state = record.state
     found: list[Diagnosis] = []
     if state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s:
-        found.append(_diagnosis(Code.CLOSE_WAIT_LEAK, Severity.PROBLEM, cat, values))
+        leak = dict(values, count=1 + around.leaked_with)
+        oldest = around.oldest_leaked
+        if oldest is not None and _state_age(oldest, now)[0] > age:
+            leak.update(age=_age_text(oldest, now, cat))
+        found.append(_diagnosis(Code.CLOSE_WAIT_LEAK, Severity.PROBLEM, cat, leak))
     if state is TcpState.SYN_SENT and (
         age >= thresholds.syn_sent_stuck_s or (record.timer is not None and record.timer.retrans)
     ):
@@ -760,60 +801,71 @@ def diagnose_population(
     oldest age); TIME_WAIT per destination address:port; local-port use per destination
     against ip_local_port_range; SYN_RECV per listener; listeners whose accept queue is
     under pressure. At most `thresholds.per_code_limit` findings per code, largest first.
-    Gone connections are ignored.
+    Gone connections are ignored. Each finding's `filter` shows the connections it is about.
     """
     cat = _catalog(lang)
     now = time.time() if now is None else now
-    live = [c for c in connections if c.gone_at is None]
-    listeners = [c for c in live if c.record.state is TcpState.LISTEN]
-    listen_ports = {c.record.local.port for c in listeners}
     first, last = host.ip_local_port_range
     base = _host_values(host, cat)
+    lingering = thresholds.tags.lingering_s
+    listen, time_wait, close_wait, syn_recv = (
+        TcpState.LISTEN,
+        TcpState.TIME_WAIT,
+        TcpState.CLOSE_WAIT,
+        TcpState.SYN_RECV,
+    )
 
-    time_wait: Counter[Endpoint] = Counter()
-    ports: Counter[Endpoint] = Counter()
-    leaks: dict[object, list[Connection]] = {}
-    syn_recv: list[Connection] = []
-    for conn in live:
+    # One pass over what may be 100k connections: only cheap tests for the common case.
+    listeners: list[Connection] = []
+    waiting: Counter[Endpoint] = Counter()
+    ephemeral: list[tuple[int, Endpoint]] = []  # (local port, remote), filtered below
+    leaks: dict[int | None, list[Connection]] = {}
+    half_open: list[Connection] = []
+    for conn in connections:
+        if conn.gone_at is not None:
+            continue
         record = conn.record
         state = record.state
-        if state is TcpState.LISTEN:
+        if state is listen:
+            listeners.append(conn)
             continue
-        if state is TcpState.TIME_WAIT:
-            time_wait[record.remote] += 1
-        if first <= record.local.port <= last and record.local.port not in listen_ports:
-            ports[record.remote] += 1
-        if state is TcpState.SYN_RECV:
-            syn_recv.append(conn)
-        elif state is TcpState.CLOSE_WAIT:
-            age, _ = _state_age(conn, now)
-            if age >= thresholds.tags.lingering_s:
-                key = conn.process.pid if conn.process is not None else None
-                leaks.setdefault(key, []).append(conn)
+        if state is time_wait:
+            waiting[record.remote] += 1
+        port = record.local.port
+        if first <= port <= last:
+            ephemeral.append((port, record.remote))
+        if state is syn_recv:
+            half_open.append(conn)
+        elif state is close_wait and _state_age(conn, now)[0] >= lingering:
+            leaks.setdefault(_leak_owner(conn), []).append(conn)
+    listen_ports = {c.record.local.port for c in listeners}
+    ports = Counter(remote for port, remote in ephemeral if port not in listen_ports)
 
     found: list[tuple[Code, float, Diagnosis]] = []
     limit = thresholds.per_code_limit
 
-    for conns in leaks.values():
+    for pid, conns in leaks.items():
         oldest = max(conns, key=lambda c: _state_age(c, now)[0])
         values = _values(oldest, host, cat, now, thresholds)
         values.update(count=len(conns))
+        shows = "state:close-wait" if pid is None else f"pid:{pid} state:close-wait"
         found.append(
             (
                 Code.CLOSE_WAIT_LEAK,
                 len(conns),
-                _diagnosis(Code.CLOSE_WAIT_LEAK, Severity.PROBLEM, cat, values),
+                _diagnosis(Code.CLOSE_WAIT_LEAK, Severity.PROBLEM, cat, values, shows),
             )
         )
-    for dest, count in time_wait.most_common(limit):
+    for dest, count in waiting.most_common(limit):
         if count < thresholds.time_wait_per_destination:
             break
         values = {**_blank(), **base, "count": count, "destination": endpoint_text(dest)}
+        shows = f"{_toward(dest)} state:time-wait"
         found.append(
             (
                 Code.TIME_WAIT_BUILDUP,
                 count,
-                _diagnosis(Code.TIME_WAIT_BUILDUP, Severity.WARNING, cat, values),
+                _diagnosis(Code.TIME_WAIT_BUILDUP, Severity.WARNING, cat, values, shows),
             )
         )
     for dest, count in ports.most_common(limit):
@@ -832,12 +884,13 @@ def diagnose_population(
             (
                 Code.EPHEMERAL_PORT_PRESSURE,
                 count,
-                _diagnosis(Code.EPHEMERAL_PORT_PRESSURE, severity, cat, values),
+                _diagnosis(Code.EPHEMERAL_PORT_PRESSURE, severity, cat, values, _toward(dest)),
             )
         )
     for listener in listeners:
         record = listener.record
         values = _values(listener, host, cat, now, thresholds)
+        on_port = _on(record.local)
         pressure = accept_queue_pressure(record, thresholds.tags)
         if pressure is not None:
             values.update(percent=round(pressure * 100))
@@ -846,17 +899,18 @@ def diagnose_population(
                 (
                     Code.ACCEPT_QUEUE_OVERFLOW,
                     pressure,
-                    _diagnosis(Code.ACCEPT_QUEUE_OVERFLOW, severity, cat, values),
+                    _diagnosis(Code.ACCEPT_QUEUE_OVERFLOW, severity, cat, values, on_port),
                 )
             )
-        pending = sum(1 for c in syn_recv if _serves(record.local, c.record.local))
+        pending = sum(1 for c in half_open if _serves(record.local, c.record.local))
         if _syn_recv_buildup(pending, record.send_q, host, thresholds):
             values.update(count=pending)
+            shows = f"{on_port} state:syn-recv"
             found.append(
                 (
                     Code.SYN_RECV_BUILDUP,
                     pending,
-                    _diagnosis(Code.SYN_RECV_BUILDUP, Severity.WARNING, cat, values),
+                    _diagnosis(Code.SYN_RECV_BUILDUP, Severity.WARNING, cat, values, shows),
                 )
             )
 
@@ -869,6 +923,18 @@ def diagnose_population(
             per_code[code] += 1
             result.append(diagnosis)
     return tuple(result)
+
+
+def _toward(dest: Endpoint) -> str:
+    """Filter terms for the connections toward one address and port."""
+    return f"dst:{dest.address} dport:{dest.port}"
+
+
+def _on(local: Endpoint) -> str:
+    """Filter terms for a listener and what it accepted: its port, and its address unless it
+    is a wildcard (which accepts on every address)."""
+    port = f"lport:{local.port}"
+    return port if local.address in ("0.0.0.0", "::") else f"src:{local.address} {port}"
 
 
 def _blank() -> dict[str, object]:

@@ -41,7 +41,9 @@ from tcpwatch.tui.keybar import KeyBar
 from tcpwatch.tui.table import TAG_STYLE, ConnectionTable
 from tcpwatch.tui.view import Column, TableView, ViewMode, ViewModel, ViewSettings
 
-MAIN_SCREEN_ACTIONS = frozenset(("filter", "drill", "sort", "reverse", "view", "only", "clear"))
+MAIN_SCREEN_ACTIONS = frozenset(
+    ("filter", "drill", "sort", "reverse", "view", "only", "clear", "finding")
+)
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 60.0
 INTERVAL_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -121,6 +123,7 @@ class TcpwatchApp(App[int]):
         Binding("plus,equals_sign", "interval(1)", "Interval +", show=False),
         Binding("minus,underscore", "interval(-1)", "Interval -", show=False),
         Binding("e", "export", "Export"),
+        Binding("f", "finding", "Filter to the next finding", show=False),
         *(
             Binding(key, f"only('{tag.value}')", f"Only {label} (toggle)", show=False)
             for key, tag, label, _short in TOGGLES
@@ -153,7 +156,9 @@ class TcpwatchApp(App[int]):
         self.finished = False
         self.failure: str | None = None
         self.polls = 0
-        self.model = ViewModel(ViewSettings(filter=parse_filter(filter_text)))
+        self.model = ViewModel(
+            ViewSettings(filter=parse_filter(filter_text)), host=self.host_settings, lang=lang
+        )
         self.view: TableView = self.model.view
         self._settings = self.model.settings
         self._wake = threading.Event()
@@ -161,6 +166,7 @@ class TcpwatchApp(App[int]):
         self._stopping = False
         self.full_collection_seconds = FULL_COLLECTION_SECONDS
         self._drill: DrillScreen | None = None  # the open drill-down, followed by each poll
+        self._finding_shown = ""  # title of the finding `f` filtered to last
         self._message = Text()
         self._status_line = Text()
         # Kept, not queried: a poll may land while another screen is on top.
@@ -363,6 +369,24 @@ class TcpwatchApp(App[int]):
         only = self._settings.only ^ {tag}
         self._apply(replace(self._settings, only=only))
 
+    def action_finding(self) -> None:
+        """Filter to what the next host-wide finding is about (after the one shown last)."""
+        findings = self.view.findings
+        if not findings:
+            self._say("no findings: nothing looks wrong on this host right now")
+            return
+        titles = [finding.title for finding in findings]
+        following = (
+            titles.index(self._finding_shown) + 1 if self._finding_shown in titles else 0
+        ) % len(findings)
+        finding = findings[following]
+        self._finding_shown = finding.title
+        self._apply(replace(self._settings, filter=parse_filter(finding.shows), only=frozenset()))
+        self._say(
+            f"finding {following + 1} of {len(findings)}: {finding.title}; "
+            "enter explains a connection, escape shows all"
+        )
+
     # -- sorting and views --------------------------------------------------------------
 
     def action_sort(self) -> None:
@@ -464,6 +488,7 @@ class TcpwatchApp(App[int]):
             ("Explain the selected connection", "Drill down (enter)", self.action_drill),
             ("Filter…", "Open the filter bar (/)", self.action_filter),
             ("Clear filter and toggles", "Show everything (escape)", self.action_clear),
+            ("Next finding", "Filter to what looks wrong (f)", self.action_finding),
             ("Next sort column", "Sort by the next column (s)", self.action_sort),
             ("Reverse sort order", "Ascending / descending (S)", self.action_reverse),
             ("Next view", "All / by listener / by process (v)", self.action_view),

@@ -9,6 +9,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
+from tcpwatch.tcp.explain import Severity
 from tcpwatch.tcp.states import LIFECYCLE_ORDER, TcpState
 from tcpwatch.tcp.tags import Tag
 from tcpwatch.textsafe import printable
@@ -17,6 +18,12 @@ from tcpwatch.tui.view import EMPTY_VIEW, TableView
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 8
+FINDINGS_SHOWN = 3  # on the findings line; `f` steps through all of them
+FINDING_STYLE = {
+    Severity.PROBLEM: "bold #ff5f5f",
+    Severity.WARNING: "bold #d7af00",
+    Severity.INFO: "#87afd7",
+}
 
 
 def sparkline(values: Sequence[int], width: int = SPARK_WIDTH) -> str:
@@ -60,7 +67,7 @@ class HeaderPanel(Widget):
     DEFAULT_CSS = """
     HeaderPanel {
         height: auto;
-        max-height: 6;
+        max-height: 7;
         background: #1c1c2a;
         padding: 0 1;
     }
@@ -118,7 +125,22 @@ class HeaderPanel(Widget):
                 if note:
                     text.append("\n⚠ ", "bold yellow")
                     text.append(printable(note), "yellow")
+        self._findings(text, view)
         return text
+
+    def _findings(self, text: Text, view: TableView) -> None:
+        """What looks wrong host-wide, worst first: the way in for "why 40k TIME_WAIT?"."""
+        if not view.findings:
+            return
+        text.append("\n")
+        for n, finding in enumerate(view.findings[:FINDINGS_SHOWN]):
+            if n:
+                text.append("  ")
+            text.append(f"⚠ {printable(finding.title)}", FINDING_STYLE[finding.severity])
+        more = len(view.findings) - FINDINGS_SHOWN
+        if more > 0:
+            text.append(f"  +{more} more", "#8a8a8a")
+        text.append("   f shows them", "#8a8a8a")
 
     def _counts(self, text: Text, view: TableView) -> None:
         states = sorted(view.state_counts, key=lambda s: LIFECYCLE_ORDER[TcpState(s)])

@@ -250,6 +250,44 @@ async def test_drill_down_close_wait_leak() -> None:
         assert "pid" in text and "-jar /srv/app/shop.jar" in text
 
 
+async def test_the_header_names_what_looks_wrong_and_f_filters_to_each_finding() -> None:
+    """The leak the demo's Java app has is in the header without any key; `f` filters the
+    table to its connections, a second `f` to the next finding; escape shows all again."""
+    app = busy_app(step=10.0)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await step(pilot, 2)
+        assert not app.view.findings  # no CLOSE_WAIT is past the 30 s threshold yet
+        assert "f shows them" not in plain(app.query_one(HeaderPanel).render(), 160)
+        await pilot.press("f")
+        await until(pilot, lambda: "no findings" in _status(app), "the no-findings message")
+        await step(pilot, 3)
+        findings = app.view.findings
+        assert [f.code for f in findings][:1] == ["close_wait_leak"]
+        header = plain(app.query_one(HeaderPanel).render(), 160)
+        assert "⚠ CLOSE_WAIT leak in java (pid 4242)" in header and "f shows them" in header
+        await pilot.press("f")
+        await settle(
+            pilot,
+            app,
+            lambda: app.view.settings.filter.text == "pid:4242 state:close-wait",
+            "the leak's connections",
+        )
+        shown = _rows(app)
+        assert len(shown) >= 3
+        assert all(c.state is TcpState.CLOSE_WAIT and c.process.pid == 4242 for c in shown)
+        assert f"finding 1 of {len(findings)}" in _status(app)
+        if len(findings) > 1:
+            await pilot.press("f")
+            await settle(
+                pilot,
+                app,
+                lambda: app.view.settings.filter.text == app.view.findings[1].shows,
+                "the second finding's connections",
+            )
+        await pilot.press("escape")
+        await settle(pilot, app, lambda: not app.view.settings.filter.text, "everything again")
+
+
 async def test_drill_down_time_wait_counts_down() -> None:
     app = busy_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -1,7 +1,8 @@
 """SVG snapshots of the main screen, a drill-down and the help screen.
 
-Time is frozen: the fake busy host runs on its own clock, and everything on screen is
-measured against the last poll's time, never the wall clock. Update after an intended
+Time is frozen: the fake busy host runs on its own clock (10 s a poll where the header's
+findings line should show), and everything on screen is measured against the last poll's
+time, never the wall clock. Update after an intended
 change with `pytest tests/tui/test_snapshots.py --snapshot-update`, and look at the diff.
 """
 
@@ -39,11 +40,11 @@ async def _drill_into_leak(pilot: Pilot) -> None:
 
 
 def test_main_screen(snap_compare) -> None:
-    assert snap_compare(busy_app(), terminal_size=(120, 36), run_before=_four_polls)
+    assert snap_compare(busy_app(step=10.0), terminal_size=(120, 36), run_before=_four_polls)
 
 
 def test_main_screen_80x24(snap_compare) -> None:
-    assert snap_compare(busy_app(), terminal_size=(80, 24), run_before=_four_polls)
+    assert snap_compare(busy_app(step=10.0), terminal_size=(80, 24), run_before=_four_polls)
 
 
 def test_drill_down_close_wait_leak(snap_compare) -> None:
