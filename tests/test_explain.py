@@ -610,4 +610,4 @@ def test_a_former_owner_is_named_as_such_and_a_leak_names_the_current_owner() ->
     leak = replace(conn(rec(S.CLOSE_WAIT, recv_q=1), age=40), former_process=nginx)
     found = diagnose_population([leak, tw], HOST, now=NOW, thresholds=th)
     titles = [d.title for d in found if d.code == "close_wait_leak"]
-    assert titles == ["CLOSE_WAIT leak in java (pid 4242)"]
+    assert titles == ["1 CLOSE_WAIT leaked by java (pid 4242)"]

@@ -321,7 +321,7 @@ TEXT: dict[str, str] = {
     ),
     "note.peer": "The other end is on this host too: {peer_state}, held by {peer_process}.",
     # Diagnoses.
-    "diag.close_wait_leak.title": "CLOSE_WAIT leak in {process}",
+    "diag.close_wait_leak.title": "{count} CLOSE_WAIT leaked by {process}",
     "diag.close_wait_leak.cause": (
         "{count} connection(s) in CLOSE_WAIT, the oldest for {age}: the peer closed "
         "them, but {process} never called close(). The kernel waits for the application "

@@ -264,7 +264,7 @@ TEXT: dict[str, str] = {
         "报文都会这样做。"
     ),
     "note.peer": "连接的另一端也在本机：{peer_state}，由 {peer_process} 持有。",
-    "diag.close_wait_leak.title": "{process} 泄漏 CLOSE_WAIT 连接",
+    "diag.close_wait_leak.title": "{process} 泄漏了 {count} 个 CLOSE_WAIT 连接",
     "diag.close_wait_leak.cause": (
         "有 {count} 个连接处于 CLOSE_WAIT，最早的已持续 {age}：对端已经关闭了它们，"
         "但 {process} 始终没有调用 close()。内核会无限期等待应用，所以每个泄漏的套接字"

@@ -30,7 +30,7 @@ from tcpwatch.errors import TcpwatchError
 from tcpwatch.filters import FilterError, parse_filter
 from tcpwatch.model import Snapshot
 from tcpwatch.tcp.host import HostSettings
-from tcpwatch.tcp.tags import Tag
+from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag
 from tcpwatch.textsafe import printable
 from tcpwatch.tracker import Tracker
 from tcpwatch.tui.drill import DrillScreen, Followed
@@ -48,6 +48,7 @@ MIN_INTERVAL = 0.1
 MAX_INTERVAL = 60.0
 INTERVAL_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 HELP_SCREEN = "help"
+MESSAGE_SECONDS = 15.0  # how long a message stays on the status line (it goes at a poll)
 # key, tag, what the key shows, and its short name on the status line
 TOGGLES: tuple[tuple[str, Tag, str, str], ...] = (
     ("l", Tag.LISTENER, "listeners", "listen"),
@@ -168,6 +169,7 @@ class TcpwatchApp(App[int]):
         self._drill: DrillScreen | None = None  # the open drill-down, followed by each poll
         self._finding_shown = ""  # title of the finding `f` filtered to last
         self._message = Text()
+        self._message_until = 0.0  # monotonic time the message leaves the status line
         self._status_line = Text()
         # Kept, not queried: a poll may land while another screen is on top.
         self._header = HeaderPanel(id="header")
@@ -295,6 +297,8 @@ class TcpwatchApp(App[int]):
         self.view = view
         self.table.show(view)
         self._show_header()
+        if self._message and time.monotonic() >= self._message_until:
+            self._message = Text()
         self._show_status()
 
     def _show_header(self) -> None:
@@ -307,21 +311,28 @@ class TcpwatchApp(App[int]):
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self._message = Text(printable(text), "bold #ff5f5f" if error else "bold #87d787")
+        self._message_until = time.monotonic() + MESSAGE_SECONDS
         self._show_status()
 
     def _show_status(self) -> None:
+        """What is shown and the last message, most important first: a narrow terminal cuts
+        the key legend at the end, never the filter or the message."""
         settings = self._settings
         line = Text()
         line.append("filter ", "#8a8a8a")
         line.append(settings.filter.text or "(none)", "bold" if settings.filter.text else "")
+        for _key, tag, _label, short in TOGGLES:
+            if tag in settings.only:
+                line.append(" ")
+                line.append(f"+{short}", TAG_STYLE[tag] + " reverse")
+        if self._message:
+            line.append("  ")
+            line.append_text(self._message)
+        line.append(f"  sort {settings.sort.value}{' ▼' if settings.descending else ''}", "#8a8a8a")
         line.append("  only", "#8a8a8a")
         for key, tag, _label, short in TOGGLES:
             on = tag in settings.only
             line.append(f" {key}:{short}", TAG_STYLE[tag] + " reverse" if on else "#6c6c6c")
-        line.append(f"  sort {settings.sort.value}{' ▼' if settings.descending else ''}", "#8a8a8a")
-        if self._message:
-            line.append("  ")
-            line.append_text(self._message)
         # One line high whatever it says: no layout pass (which would repaint every widget),
         # and nothing at all when it says the same as before, as after most polls.
         if line != self._status_line:
@@ -373,7 +384,10 @@ class TcpwatchApp(App[int]):
         """Filter to what the next host-wide finding is about (after the one shown last)."""
         findings = self.view.findings
         if not findings:
-            self._say("no findings: nothing looks wrong on this host right now")
+            self._say(
+                "no findings: nothing has looked wrong for long enough (a CLOSE_WAIT counts "
+                f"as leaked after {DEFAULT_THRESHOLDS.lingering_s:g} s in that state)"
+            )
             return
         titles = [finding.title for finding in findings]
         following = (

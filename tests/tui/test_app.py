@@ -18,6 +18,7 @@ from tcpwatch.model import Connection, Snapshot
 from tcpwatch.recording import RecordingWriter, ReplaySource
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
+from tcpwatch.tui import app as app_module
 from tcpwatch.tui import drill as drill_module
 from tcpwatch.tui.app import Polled, TcpwatchApp
 from tcpwatch.tui.demo import HOSTILE_NAME, BusyHost
@@ -244,7 +245,7 @@ async def test_drill_down_close_wait_leak() -> None:
             key=lambda c: c.state_since or 0.0,
         )
         text = await _drill(pilot, app, leak)
-        assert "CLOSE_WAIT leak in" in text and "java" in text
+        assert "CLOSE_WAIT leaked by java (pid 4242)" in text
         assert "[F.]" in text and "Ladder" in text
         assert "Both ends are on this host" in text and "FIN_WAIT2" in text
         assert "pid" in text and "-jar /srv/app/shop.jar" in text
@@ -264,7 +265,9 @@ async def test_the_header_names_what_looks_wrong_and_f_filters_to_each_finding()
         findings = app.view.findings
         assert [f.code for f in findings][:1] == ["close_wait_leak"]
         header = plain(app.query_one(HeaderPanel).render(), 160)
-        assert "⚠ CLOSE_WAIT leak in java (pid 4242)" in header and "f shows them" in header
+        leak = findings[0]
+        assert re.search(r"⚠ \d+ CLOSE_WAIT leaked by java \(pid 4242\)", header), header
+        assert "f shows them" in header
         await pilot.press("f")
         await settle(
             pilot,
@@ -273,7 +276,9 @@ async def test_the_header_names_what_looks_wrong_and_f_filters_to_each_finding()
             "the leak's connections",
         )
         shown = _rows(app)
-        assert len(shown) >= 3
+        now = app.view.now
+        old = [c for c in shown if now - (c.state_since or c.first_seen) >= 30]
+        assert old and leak.title.startswith(f"{len(old)} CLOSE_WAIT")  # those past 30 s
         assert all(c.state is TcpState.CLOSE_WAIT and c.process.pid == 4242 for c in shown)
         assert f"finding 1 of {len(findings)}" in _status(app)
         if len(findings) > 1:
@@ -377,6 +382,30 @@ async def test_pause_stops_polling_and_interval_keys() -> None:
         assert app.interval == 0.1
         await pilot.press("p")
         await until(pilot, lambda: app.polls >= frozen + 3, "polling again")
+
+
+async def test_a_message_shows_on_a_narrow_terminal_and_leaves_after_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 80 columns the status line's key legend does not fit: it is what gets cut, after
+    the filter, the active toggles and the message."""
+    app = busy_app(filter_text="port:8080")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await step(pilot)
+        await pilot.press("c")
+        await settle(pilot, app, lambda: app.view.settings.only == {Tag.HALF_CLOSED}, "toggle")
+        await pilot.press("p")  # resumes: "resumed"
+        await until(pilot, lambda: "resumed" in _status(app), "the message")
+        status = app.query_one("#status")
+        width = status.content_size.width
+        first_line = plain(status.content, width=10_000).splitlines()[0][:width]
+        assert "port:8080" in first_line and "+half-closed" in first_line
+        assert "resumed" in first_line, first_line
+        monkeypatch.setattr(app_module, "MESSAGE_SECONDS", 0.0)
+        await pilot.press("p")
+        await until(pilot, lambda: "paused" in _status(app), "the message")
+        await step(pilot)
+        assert "paused" not in _status(app)  # gone at the next poll once its time is up
 
 
 async def test_help_lists_every_key_and_palette_offers_every_action() -> None:
