@@ -149,6 +149,21 @@ class ProcessInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SocketChanges:
+    """How one dump differs from the dump before it, from a source that hands out an
+    unchanged socket's record again (netlink, polling). Every socket of the dump that is
+    not in `fresh` is the very record object the `base` dump had: a consumer that took the
+    base dump can work on these changes alone instead of on every socket.
+    """
+
+    base: int  # the number of the dump these changes are against
+    dump: int  # this dump's number
+    fresh: tuple[SocketRecord, ...]  # records not handed out by the base dump
+    outdated: tuple[SocketRecord, ...]  # the base dump's records that `fresh` ones replace
+    vanished: tuple[SocketRecord, ...]  # the base dump's records of sockets now absent
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One poll: every socket the source saw, and who owns them (socket inode -> process)."""
 
@@ -163,6 +178,8 @@ class Snapshot:
     owners_note: str | None = None
     # Shown to the user: e.g. the /proc fallback notice.
     notice: str | None = None
+    # Against the source's previous dump, where it knows (see SocketChanges).
+    changes: SocketChanges | None = None
 
 
 @dataclass(frozen=True, slots=True)

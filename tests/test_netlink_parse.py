@@ -442,3 +442,48 @@ def test_reuse_follows_a_time_wait_counting_down_but_not_a_re_armed_one(
     others = [r for r in third if r.timer is not None and r.timer.name is not TimerName.TIMEWAIT]
     fourth = poll_fixture(parser, rearmed, 104.5)
     assert others and not any(a is b for a in others for b in fourth)
+
+
+def without(chunks: list[bytes], cookie: int) -> list[bytes]:
+    """The replies with `cookie`'s message cut out: that socket is gone."""
+    index, off = message_of(chunks, cookie)
+    chunk = chunks[index]
+    length = NLMSGHDR.unpack_from(chunk, off)[0]
+    cut = chunk[:off] + chunk[off + ((length + 3) & ~3) :]
+    return [cut if n == index else c for n, c in enumerate(chunks)]
+
+
+@HIT_PATHS
+def test_each_dump_says_what_changed_since_the_one_before(accelerated: bool) -> None:
+    """`fresh` is every record not handed out before, `outdated` the last dump's records
+    they replace, `vanished()` the last dump's records of sockets no longer there: with the
+    reused records, exactly the dump."""
+    chunks = split_replies(WITH_INFO)
+    parser = DumpParser(reuse=True, accelerated=accelerated)
+    first = poll_fixture(parser, chunks, 100.0)
+    assert [id(r) for r in parser.fresh] == [id(r) for r in first]  # nothing to reuse yet
+    assert parser.outdated == [] and parser.vanished() == ()
+    idle = [r.cookie for r in first if r.timer is None and r.tcp_info_raw is not None]
+    changed, closed = idle[0], idle[1]
+    later = edited(chunks, changed, info_at(chunks, changed) + 128, struct.pack("=Q", 99))
+    later = without(later, closed)
+    second = poll_fixture(parser, later, 101.0)
+    before = {id(r) for r in first}
+    new_objects = [r for r in second if id(r) not in before]
+    assert [id(r) for r in parser.fresh] == [id(r) for r in new_objects]
+    assert changed in {r.cookie for r in parser.fresh}
+    # Running timers (retransmit, keepalive) change every dump: fresh each time.
+    assert all(
+        id(r) not in before for r in second if r.timer and r.timer.name is not TimerName.TIMEWAIT
+    )
+    old_by_cookie = by_cookie(first)
+    assert [id(r) for r in parser.outdated] == [
+        id(old_by_cookie[r.cookie]) for r in parser.fresh if r.cookie in old_by_cookie
+    ]
+    assert [r.cookie for r in parser.vanished()] == [closed]
+    assert parser.vanished()[0] is old_by_cookie[closed]
+    # The same bytes a second later: what has a timer is fresh (a 2MSL that did not count
+    # down was re-armed), the rest is reused.
+    third = poll_fixture(parser, later, 102.0)
+    assert parser.vanished() == ()
+    assert {r.cookie for r in parser.fresh} == {r.cookie for r in third if r.timer}

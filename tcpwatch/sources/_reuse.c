@@ -16,8 +16,8 @@
 /* reuse_hits(data, off, seq, now_ms, layouts, previous, current, out, limits) -> int
  *
  * From `off`, while messages are hits, append each one's remembered record to `out`,
- * remember it in `current` under its key, and step over it. Returns the offset of the
- * first message that is not a hit (or the end of `data`).
+ * move its entry from `previous` to `current`, and step over it. Returns the offset of
+ * the first message that is not a hit (or the end of `data`).
  *
  * seq: the dump's sequence number, or -1 to accept any. now_ms: the dump's wall time in
  * milliseconds (a 2MSL timer's key holds its deadline). layouts: message length ->
@@ -27,7 +27,8 @@
  * offset, the 2MSL timer's number, deadline grain in ms, cookie offset), so that the
  * layout constants live in one place, netlink.py. previous and current map a socket's
  * cookie to (its key, its record): the key is the message but for its header and
- * tcp_info's ages, with a 2MSL timer's deadline over its expiry (netlink._masked).
+ * tcp_info's ages, with a 2MSL timer's deadline over its expiry (netlink._masked), or
+ * None for a socket that is never reused (a running timer other than 2MSL).
  */
 static PyObject *
 reuse_hits(PyObject *Py_UNUSED(module), PyObject *args)
@@ -143,9 +144,13 @@ reuse_hits(PyObject *Py_UNUSED(module), PyObject *args)
         PyObject *key = PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) == 2
                             ? PyTuple_GET_ITEM(entry, 0)
                             : NULL;
+        if (key == Py_None) {
+            Py_DECREF(cookie);
+            break; /* never reused: the Python parser reads it */
+        }
         if (key == NULL || !PyBytes_Check(key)) {
             Py_DECREF(cookie);
-            PyErr_SetString(PyExc_TypeError, "a remembered entry is (bytes, record)");
+            PyErr_SetString(PyExc_TypeError, "a remembered entry is (bytes or None, record)");
             goto done;
         }
         const char *was = PyBytes_AS_STRING(key);
@@ -167,8 +172,9 @@ reuse_hits(PyObject *Py_UNUSED(module), PyObject *args)
             Py_DECREF(cookie);
             break; /* changed: the Python parser reads it */
         }
+        /* `current` holds the entry before `previous` lets go of it. */
         if (PyList_Append(out, PyTuple_GET_ITEM(entry, 1)) < 0 ||
-            PyDict_SetItem(current, cookie, entry) < 0) {
+            PyDict_SetItem(current, cookie, entry) < 0 || PyDict_DelItem(previous, cookie) < 0) {
             Py_DECREF(cookie);
             goto done;
         }

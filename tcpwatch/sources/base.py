@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from tcpwatch.errors import TcpwatchError
-from tcpwatch.model import SocketRecord, SourceKind
+from tcpwatch.model import SocketChanges, SocketRecord, SourceKind
 
 
 class SourceError(TcpwatchError):
@@ -18,6 +18,8 @@ class SocketSource(Protocol):
     kind: SourceKind
     # Shown to the user when set, e.g. why the /proc fallback is in use.
     notice: str | None
+    # How the last dump differs from the one before, for a source that knows.
+    changes: SocketChanges | None
 
     def dump(self) -> list[SocketRecord]: ...
 

@@ -17,7 +17,15 @@ import time
 from time import perf_counter
 from typing import Literal
 
-from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
+from tcpwatch.model import (
+    Endpoint,
+    Family,
+    SocketChanges,
+    SocketRecord,
+    SourceKind,
+    Timer,
+    TimerName,
+)
 from tcpwatch.slots import other_defaults, slot_setters
 from tcpwatch.sources.base import SourceError
 from tcpwatch.tcp.states import TcpState
@@ -172,10 +180,13 @@ class DumpParser:
     object again (its `dumped_at` tells how old those fields are). On a server most
     connections are idle between two polls; reusing them costs one dictionary lookup
     instead of building a record, and the tracker recognises them by identity. Sockets
-    with a running timer are not remembered (its expiry changes every dump), but for
-    TIME_WAIT's 2MSL, whose deadline is fixed: those are remembered by their deadline to
+    with a running timer are never reused (its expiry changes every dump), but for
+    TIME_WAIT's 2MSL, whose deadline is fixed: those are compared by their deadline to
     the second, so a record is reused for a socket that only counted down (its `timer`
-    then reads as of `dumped_at`, like the ages).
+    then reads as of `dumped_at`, like the ages). Every socket of the last dump is
+    remembered, and taken out as this dump finds it: what is left at the end vanished.
+    After each dump, `fresh`, `outdated` and `vanished()` say how it differs from the one
+    before (see `SocketChanges`), so that later stages need not look at every socket.
     Runs of such hits go through the C extension when it was built (`accelerated`); the
     Python loop below does the same, and reads every message that is not a hit.
     """
@@ -191,12 +202,16 @@ class DumpParser:
         self._reuse = reuse
         self._c_hits = _c_reuse_hits if reuse and accelerated else None
         # A socket's cookie -> its message but for the header and tcp_info's ages (see
-        # `_masked`), and its record; for the last dump (`_previous`) and this one. A hit
-        # is one lookup by a small int and one comparison of bytes.
-        self._previous: dict[int, tuple[bytes, SocketRecord]] = {}
-        self._current: dict[int, tuple[bytes, SocketRecord]] = {}
+        # `_masked`; None for a socket never reused), and its record; for the last dump
+        # (`_previous`, emptied as this one finds its sockets) and this one. A hit is one
+        # lookup by a small int and one comparison of bytes.
+        self._previous: dict[int, tuple[bytes | None, SocketRecord]] = {}
+        self._current: dict[int, tuple[bytes | None, SocketRecord]] = {}
         self._dumped_at: float | None = None
         self._dumped_at_ms = 0
+        self.dumps = 0  # dumps started with `start_poll`
+        self.fresh: list[SocketRecord] = []  # this dump's records that are not reused ones
+        self.outdated: list[SocketRecord] = []  # the last dump's records these replace
 
     def start_poll(self, last_count: int, dumped_at: float | None = None) -> None:
         """Prepare a new dump (`last_count`: sockets in the previous one; `dumped_at`: the
@@ -205,6 +220,8 @@ class DumpParser:
             self._previous, self._current = self._current, {}
             self._dumped_at = dumped_at
             self._dumped_at_ms = 0 if dumped_at is None else int(dumped_at * 1000)
+            self.dumps += 1
+            self.fresh, self.outdated = [], []
         limit = max(_CACHE_FLOOR, last_count + last_count // 4)
         for cache, pairs, _family in self._families.values():
             if sum(map(len, cache.values())) > limit:
@@ -213,6 +230,10 @@ class DumpParser:
                 pairs.clear()
         if len(self._layouts) > 4096:
             self._layouts = {_MSG_END: None}
+
+    def vanished(self) -> tuple[SocketRecord, ...]:
+        """After a dump: the last dump's records of the sockets this one did not have."""
+        return tuple(record for _key, record in self._previous.values())
 
     def _walk_attributes(self, data: bytes, off: int, length: int) -> bytes | None:
         """Validate every attribute of the message at `off`; return INET_DIAG_INFO's payload."""
@@ -286,6 +307,8 @@ class DumpParser:
         reuse = self._reuse
         previous = self._previous
         current = self._current
+        fresh_append = self.fresh.append
+        outdated_append = self.outdated.append
         c_hits = self._c_hits if previous else None  # nothing to reuse in a first dump
         any_seq = -1 if seq is None else seq
         now_ms = self._dumped_at_ms
@@ -310,12 +333,14 @@ class DumpParser:
                         and not flags & NLM_F_DUMP_INTR
                     ):
                         masked = _masked(data, off, length, layouts.get(length, False), now_ms)
-                        seen = previous.get(low | (high << 32)) if masked is not None else None
-                        if seen is not None and seen[0] == masked:
-                            append(seen[1])
-                            current[low | (high << 32)] = seen
-                            off += (length + 3) & ~3
-                            continue
+                        seen = previous.pop(low | (high << 32), None)
+                        if seen is not None:
+                            if masked is not None and seen[0] == masked:
+                                append(seen[1])
+                                current[low | (high << 32)] = seen
+                                off += (length + 3) & ~3
+                                continue
+                            outdated_append(seen[1])
                     else:
                         masked = None
                 (
@@ -419,15 +444,15 @@ class DumpParser:
                     for setter, default in record_defaults:
                         setter(item, default)
                 append(item)
-                if (
-                    reuse
-                    and (name is None or timer_number == _TIMEWAIT_TIMER)
-                    and not flags & NLM_F_DUMP_INTR
-                ):
-                    if masked is None:  # the first message of its length: layout now known
+                if reuse:
+                    if (
+                        masked is None
+                        and (name is None or timer_number == _TIMEWAIT_TIMER)
+                        and not flags & NLM_F_DUMP_INTR
+                    ):  # the first message of its length: its layout is known now
                         masked = _masked(data, off, length, layouts.get(length), now_ms)
-                    if masked is not None:
-                        current[cookie] = (masked, item)
+                    current[cookie] = (masked, item)
+                    fresh_append(item)
             elif kind == NLMSG_DONE:
                 done = True
                 if length >= _HEADER_SIZE + 4:
@@ -565,12 +590,15 @@ class NetlinkSource:
         self._tcp_info = tcp_info
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
+        self._reuse = reuse
         self._parser = DumpParser(reuse=reuse)
         self._seq = 0
         self._last_count = 0
         # Seconds spent in the last dump: receiving from the kernel, and parsing.
         self.recv_seconds = 0.0
         self.parse_seconds = 0.0
+        # How the last dump differs from the one before (None: not known, see dump()).
+        self.changes: SocketChanges | None = None
 
     def _open(self) -> socket.socket:
         if self._netns is None:
@@ -598,11 +626,14 @@ class NetlinkSource:
             self._sock.close()
             self._sock = self._open()
             self._abandoned = False
-        self._parser.start_poll(self._last_count, time.time())
+        parser = self._parser
+        parser.start_poll(self._last_count, time.time())
+        self.changes = None
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for _attempt in range(3):
+            for attempt in range(3):
+                retried = attempt > 0
                 self.recv_seconds = self.parse_seconds = 0.0
                 records: list[SocketRecord] = []
                 interrupted = False
@@ -617,6 +648,15 @@ class NetlinkSource:
             if collecting:
                 gc.enable()
         self._last_count = len(records)
+        # A retried dump took entries out for sockets it then parsed again: not exact.
+        if self._reuse and not (interrupted or retried):
+            self.changes = SocketChanges(
+                base=parser.dumps - 1,
+                dump=parser.dumps,
+                fresh=tuple(parser.fresh),
+                outdated=tuple(parser.outdated),
+                vanished=parser.vanished(),
+            )
         return records
 
     def _dump_family(self, family: int, records: list[SocketRecord]) -> bool:

@@ -197,12 +197,9 @@ class OwnerResolver:
         """
         wanted = set(inodes)
         wanted.discard(0)
-        self._polls += 1
-        try:
-            self._refresh()
-        except OSError as error:
-            return {}, f"owners unknown: cannot read {self._proc}: {error.strerror or error}"
-        owner = self._holders.owner
+        failure = self._refresh_or_why()
+        if failure is not None:
+            return {}, failure
         # Set operations over every socket are the cost of a poll: one pass finds both
         # the sockets that came and those that went; the rest works on those and on the
         # inodes whose holder changed (`recent`).
@@ -210,6 +207,39 @@ class OwnerResolver:
         closed = came_or_went - wanted
         opened = came_or_went - closed
         self._wanted_before = wanted
+        return self._resolve(wanted, opened, closed, hints)
+
+    def resolve_changes(
+        self, opened: set[int], closed: set[int], hints: Sequence[SocketRecord] = ()
+    ) -> tuple[dict[int, ProcessInfo], str | None]:
+        """The same answer as `resolve`, told only the inodes that came (`opened`) and went
+        (`closed`) since the last call: no pass over every socket."""
+        failure = self._refresh_or_why()
+        if failure is not None:
+            return {}, failure
+        wanted = self._wanted_before
+        wanted -= closed
+        wanted |= opened
+        wanted.discard(0)
+        return self._resolve(wanted, opened - {0}, closed - {0}, hints)
+
+    def _refresh_or_why(self) -> str | None:
+        """Start a poll: reread what changed in /proc; the note to show if it cannot."""
+        self._polls += 1
+        try:
+            self._refresh()
+        except OSError as error:
+            return f"owners unknown: cannot read {self._proc}: {error.strerror or error}"
+        return None
+
+    def _resolve(
+        self,
+        wanted: set[int],
+        opened: set[int],
+        closed: set[int],
+        hints: Sequence[SocketRecord],
+    ) -> tuple[dict[int, ProcessInfo], str | None]:
+        owner = self._holders.owner
         if closed:
             self._reread_fds_of(closed)
         recent = self._holders.changed

@@ -36,6 +36,7 @@ class Poller:
         self._netns = netns
         self._notice = notice
         self._host = socket.gethostname()
+        self._owners_dump: int | None = None  # the dump the owner answer is for
 
     def poll(self) -> Snapshot:
         taken_at = time.time()
@@ -44,10 +45,18 @@ class Poller:
             self._prefetch_owners = False  # only the first scan is a full one
             self._owners.prefetch()  # alongside the dump
         sockets = tuple(self._source.dump())
+        changes = self._source.changes
         owners: dict[int, ProcessInfo] = {}
         note: str | None = None
         if self._owners is not None:
-            owners, note = self._owners.resolve(map(_INODE, sockets), hints=sockets)
+            if changes is not None and changes.base == self._owners_dump:
+                # Only the sockets that came, went or changed: no pass over all of them.
+                came = {record.inode for record in changes.fresh}
+                left = {record.inode for record in (*changes.outdated, *changes.vanished)}
+                owners, note = self._owners.resolve_changes(came - left, left - came, sockets)
+            else:
+                owners, note = self._owners.resolve(map(_INODE, sockets), hints=sockets)
+            self._owners_dump = None if changes is None else changes.dump
         notices = [text for text in (self._notice, self._source.notice) if text]
         return Snapshot(
             taken_at=taken_at,
@@ -59,6 +68,7 @@ class Poller:
             owners=owners,
             owners_note=note,
             notice="; ".join(notices) or None,
+            changes=changes,
         )
 
     def close(self) -> None:

@@ -14,7 +14,15 @@ import struct
 import time
 from typing import BinaryIO
 
-from tcpwatch.model import Endpoint, Family, SocketRecord, SourceKind, Timer, TimerName
+from tcpwatch.model import (
+    Endpoint,
+    Family,
+    SocketChanges,
+    SocketRecord,
+    SourceKind,
+    Timer,
+    TimerName,
+)
 from tcpwatch.sources.base import SourceError
 from tcpwatch.sources.netlink import RECORD_DEFAULTS, RECORD_SETTERS
 from tcpwatch.tcp.states import TcpState
@@ -170,6 +178,7 @@ class ProcSource:
 
     kind = SourceKind.PROC
     notice: str | None = None
+    changes: SocketChanges | None = None  # /proc records are new objects every dump
 
     def __init__(self, netns: str | None = None) -> None:
         if netns is None:

@@ -138,6 +138,7 @@ class Tracker:
         self._fresh_by_tuple: dict[tuple[str, int, str, int], object] = {}
         # This poll's changes to the view, for the Delta (see Delta.replaced).
         self._polls = 0
+        self._dump: int | None = None  # the source's number of the dump taken last
         self._replaced: list[str] = []
         self._dropped: list[str] = []
 
@@ -176,10 +177,23 @@ class Tracker:
                 self._destroyed[record.cookie] = (record, 0)
 
     def update(self, snapshot: Snapshot) -> Delta:
-        """Take one poll; return what changed, with the whole current view."""
+        """Take one poll; return what changed, with the whole current view.
+
+        When the snapshot says how it differs from the dump this tracker took last
+        (`Snapshot.changes`), only the sockets that came, changed or went are looked at:
+        every other record is the one already taken, which the loop below would skip.
+        """
         mono = snapshot.monotonic
         live = self._live
         owners = snapshot.owners
+        changes = snapshot.changes
+        # The changes against the dump taken last, if that is what they are against.
+        since_last = (
+            changes
+            if changes is not None and self._dump is not None and changes.base == self._dump
+            else None
+        )
+        self._dump = None if changes is None else changes.dump
         self._polls += 1
         self._replaced.clear()
         self._dropped.clear()
@@ -192,7 +206,7 @@ class Tracker:
         fresh: list[tuple[object, SocketRecord]] = []
         moved: list[tuple[_Track, SocketRecord]] = []
         touched: list[tuple[_Track, SocketRecord]] = []
-        for record in snapshot.sockets:
+        for record in snapshot.sockets if since_last is None else since_last.fresh:
             cookie = record.cookie
             key = cookie if cookie is not None else _tuple_key(record)
             seen_add(key)
@@ -227,7 +241,17 @@ class Tracker:
                 touched.append((track, record))
             elif abs(timer.expires_ms - old_timer.expires_ms + elapsed_ms) > _REARM_MS:
                 self._rebuild(track, record, owners, mono)
-        gone = [live[key] for key in live.keys() - seen]
+        if since_last is not None:
+            # `seen` holds only the fresh keys; a key not in it that is still live after
+            # the gone ones leave was seen too (its record is the one taken before).
+            gone = []
+            for record in since_last.vanished:
+                key = record.cookie if record.cookie is not None else _tuple_key(record)
+                track = live_get(key)
+                if track is not None and key not in seen:
+                    gone.append(track)
+        else:
+            gone = [live[key] for key in live.keys() - seen]
         return self._finish(snapshot, seen, fresh, moved, touched, gone)
 
     # -- internals ----------------------------------------------------------------------
