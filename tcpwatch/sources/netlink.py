@@ -31,9 +31,9 @@ from tcpwatch.sources.base import SourceError
 from tcpwatch.tcp.states import TcpState
 
 try:
-    from tcpwatch.sources._reuse import reuse_hits as _c_reuse_hits
+    from tcpwatch.sources._reuse import Memory as _CMemory
 except ImportError:  # built without a C compiler: feed's Python hit path does the same
-    _c_reuse_hits = None
+    _CMemory = None
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -93,7 +93,7 @@ _REUSE_LIMITS = (
     _COOKIE_OFFSET,
 )
 # Whether the hit path runs in C (the extension was built at install time).
-ACCELERATED = _c_reuse_hits is not None
+ACCELERATED = _CMemory is not None
 
 _STATE_BY_NUMBER: tuple[TcpState | None, ...] = tuple(
     TcpState.from_kernel(n) if 1 <= n <= 11 else None for n in range(256)
@@ -200,13 +200,15 @@ class DumpParser:
         # A message of the bare size has no attributes (TIME_WAIT sockets).
         self._layouts: dict[int, _Layout | None] = {_MSG_END: None}
         self._reuse = reuse
-        self._c_hits = _c_reuse_hits if reuse and accelerated else None
         # A socket's cookie -> its message but for the header and tcp_info's ages (see
         # `_masked`; None for a socket never reused), and its record; for the last dump
         # (`_previous`, emptied as this one finds its sockets) and this one. A hit is one
-        # lookup by a small int and one comparison of bytes.
+        # lookup by a small int and one comparison of bytes. With the C extension, a
+        # `_reuse.Memory` holds both instead, and runs the hits.
+        self._memory = _CMemory() if reuse and accelerated and _CMemory is not None else None
         self._previous: dict[int, tuple[bytes | None, SocketRecord]] = {}
         self._current: dict[int, tuple[bytes | None, SocketRecord]] = {}
+        self._remembered = 0  # sockets the last dump left to compare with
         self._dumped_at: float | None = None
         self._dumped_at_ms = 0
         self.dumps = 0  # dumps started with `start_poll`
@@ -216,8 +218,13 @@ class DumpParser:
     def start_poll(self, last_count: int, dumped_at: float | None = None) -> None:
         """Prepare a new dump (`last_count`: sockets in the previous one; `dumped_at`: the
         wall time of this one): bound the caches, forget sockets the last dump lacked."""
-        if self._reuse:
+        if self._memory is not None:
+            self._memory.swap()
+            self._remembered = self._memory.remembered()
+        elif self._reuse:
             self._previous, self._current = self._current, {}
+            self._remembered = len(self._previous)
+        if self._reuse:
             self._dumped_at = dumped_at
             self._dumped_at_ms = 0 if dumped_at is None else int(dumped_at * 1000)
             self.dumps += 1
@@ -233,6 +240,8 @@ class DumpParser:
 
     def vanished(self) -> tuple[SocketRecord, ...]:
         """After a dump: the last dump's records of the sockets this one did not have."""
+        if self._memory is not None:
+            return tuple(self._memory.vanished())
         return tuple(record for _key, record in self._previous.values())
 
     def _walk_attributes(self, data: bytes, off: int, length: int) -> bytes | None:
@@ -305,19 +314,21 @@ class DumpParser:
         set_timer_name, set_timer_expires, set_timer_retrans = _TIMER_SETTERS
         timer_defaults = _TIMER_DEFAULTS
         reuse = self._reuse
-        previous = self._previous
-        current = self._current
+        memory = self._memory
+        if memory is not None:
+            take, put = memory.take, memory.put
+        else:
+            take, put = self._previous.pop, self._current.__setitem__
+        # Nothing to reuse in a first dump: no C call per message.
+        c_hits = memory.hits if memory is not None and self._remembered else None
         fresh_append = self.fresh.append
         outdated_append = self.outdated.append
-        c_hits = self._c_hits if previous else None  # nothing to reuse in a first dump
         any_seq = -1 if seq is None else seq
         now_ms = self._dumped_at_ms
         masked = None
         while off < end:
             if c_hits is not None:
-                off = c_hits(
-                    data, off, any_seq, now_ms, layouts, previous, current, out, _REUSE_LIMITS
-                )
+                off = c_hits(data, off, any_seq, now_ms, layouts, out, _REUSE_LIMITS)
                 if off >= end:
                     break
             left = end - off
@@ -333,11 +344,11 @@ class DumpParser:
                         and not flags & NLM_F_DUMP_INTR
                     ):
                         masked = _masked(data, off, length, layouts.get(length, False), now_ms)
-                        seen = previous.pop(low | (high << 32), None)
+                        seen = take(low | (high << 32), None)
                         if seen is not None:
                             if masked is not None and seen[0] == masked:
                                 append(seen[1])
-                                current[low | (high << 32)] = seen
+                                put(low | (high << 32), seen)
                                 off += (length + 3) & ~3
                                 continue
                             outdated_append(seen[1])
@@ -451,7 +462,7 @@ class DumpParser:
                         and not flags & NLM_F_DUMP_INTR
                     ):  # the first message of its length: its layout is known now
                         masked = _masked(data, off, length, layouts.get(length), now_ms)
-                    current[cookie] = (masked, item)
+                    put(cookie, (masked, item))
                     fresh_append(item)
             elif kind == NLMSG_DONE:
                 done = True
