@@ -637,7 +637,26 @@ async def test_the_key_bar_shows_each_screen_s_keys_and_a_click_runs_one() -> No
         await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back by a click")
 
 
-async def test_the_poll_thread_frees_the_painted_lines_that_hold_themselves() -> None:
+def _rss_mib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+
+@pytest.mark.skipif(not app_module.trim_heap(), reason="no malloc_trim here (not glibc)")
+def test_trimming_the_heap_gives_freed_memory_back() -> None:
+    """Memory freed below a block still in use stays with the allocator until trimmed."""
+    blocks = [bytes(1000) for _ in range(100_000)]
+    pinned = bytes(1000)
+    del blocks
+    before = _rss_mib()
+    assert app_module.trim_heap()
+    assert before - _rss_mib() >= 50, "about 100 MiB were freed"
+    assert pinned
+
+
+async def test_the_poll_thread_frees_the_painted_lines_that_hold_themselves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Textual's painted lines are cyclic garbage; with automatic collection as rare as the
     monitor makes it (here: off), only the poll thread's full passes free them, so what is
     left after many polls is one poll's worth, not many."""
@@ -652,9 +671,12 @@ async def test_the_poll_thread_frees_the_painted_lines_that_hold_themselves() ->
             await step(pilot)
             one_poll = gc.collect()
             assert one_poll > 0, "painting no longer makes cyclic garbage: drop the full passes"
+            trims: list[bool] = []
+            monkeypatch.setattr(app_module, "trim_heap", lambda: trims.append(True) or True)
             app.full_collection_seconds = 0.0  # a full pass after every poll
             await step(pilot, 30)
             left = gc.collect()
+            assert len(trims) >= 29  # and after each, the freed memory goes back
     finally:
         if was_enabled:
             gc.enable()
