@@ -137,18 +137,25 @@ def run_process(
 
 
 class _TimedOwners:
-    """Wraps the poller's OwnerResolver to time `resolve` without changing it."""
+    """Wraps the poller's OwnerResolver to time its answer (told every socket, or only
+    the changes) without changing it."""
 
     def __init__(self, inner: object) -> None:
         self._inner = inner
         self.seconds = 0.0
 
-    def resolve(self, inodes, **hints):  # type: ignore[no-untyped-def]
+    def _timed(self, name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         try:
-            return self._inner.resolve(inodes, **hints)  # type: ignore[attr-defined]
+            return getattr(self._inner, name)(*args, **kwargs)
         finally:
             self.seconds = time.perf_counter() - start
+
+    def resolve(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self._timed("resolve", *args, **kwargs)
+
+    def resolve_changes(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self._timed("resolve_changes", *args, **kwargs)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
