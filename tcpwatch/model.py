@@ -162,6 +162,10 @@ class SocketChanges:
     outdated: tuple[SocketRecord, ...]  # the base dump's records that `fresh` ones replace
     vanished: tuple[SocketRecord, ...]  # the base dump's records of sockets now absent
 
+    def follows(self, dump: int | None) -> bool:
+        """Whether these changes are against `dump`, the dump a consumer took last."""
+        return dump is not None and self.base == dump
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:

@@ -217,11 +217,11 @@ class OwnerResolver:
         failure = self._refresh_or_why()
         if failure is not None:
             return {}, failure
+        opened, closed = opened - {0}, closed - {0}
         wanted = self._wanted_before
         wanted -= closed
         wanted |= opened
-        wanted.discard(0)
-        return self._resolve(wanted, opened - {0}, closed - {0}, hints)
+        return self._resolve(wanted, opened, closed, hints)
 
     def _refresh_or_why(self) -> str | None:
         """Start a poll: reread what changed in /proc; the note to show if it cannot."""

@@ -49,7 +49,7 @@ class Poller:
         owners: dict[int, ProcessInfo] = {}
         note: str | None = None
         if self._owners is not None:
-            if changes is not None and changes.base == self._owners_dump:
+            if changes is not None and changes.follows(self._owners_dump):
                 # Only the sockets that came, went or changed: no pass over all of them.
                 came = {record.inode for record in changes.fresh}
                 left = {record.inode for record in (*changes.outdated, *changes.vanished)}

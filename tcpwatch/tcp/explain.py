@@ -513,8 +513,11 @@ def _who_key(path: Sequence[TcpState], reset: bool, peer: Connection | None) -> 
 # Per-connection explanation
 
 
+_WILDCARDS = ("0.0.0.0", "::")  # a listener bound to one of these accepts on every address
+
+
 def _listener_kind(address: str) -> str:
-    if address in ("0.0.0.0", "::"):
+    if address in _WILDCARDS:
         return "wildcard"
     try:
         ip = ipaddress.ip_address(address)
@@ -526,7 +529,7 @@ def _listener_kind(address: str) -> str:
 
 def _serves(listener: Endpoint, local: Endpoint) -> bool:
     return listener.port == local.port and (
-        listener.address in ("0.0.0.0", "::") or listener.address == local.address
+        listener.address in _WILDCARDS or listener.address == local.address
     )
 
 
@@ -801,7 +804,7 @@ def diagnose_population(
     oldest age); TIME_WAIT per destination address:port; local-port use per destination
     against ip_local_port_range; SYN_RECV per listener; listeners whose accept queue is
     under pressure. At most `thresholds.per_code_limit` findings per code, largest first.
-    Gone connections are ignored. Each finding's `filter` shows the connections it is about.
+    Gone connections are ignored. Each finding's `shows` filters to the connections it is about.
     """
     cat = _catalog(lang)
     now = time.time() if now is None else now
@@ -934,7 +937,7 @@ def _on(local: Endpoint) -> str:
     """Filter terms for a listener and what it accepted: its port, and its address unless it
     is a wildcard (which accepts on every address)."""
     port = f"lport:{local.port}"
-    return port if local.address in ("0.0.0.0", "::") else f"src:{local.address} {port}"
+    return port if local.address in _WILDCARDS else f"src:{local.address} {port}"
 
 
 def _blank() -> dict[str, object]:

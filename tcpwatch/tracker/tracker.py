@@ -188,11 +188,7 @@ class Tracker:
         owners = snapshot.owners
         changes = snapshot.changes
         # The changes against the dump taken last, if that is what they are against.
-        since_last = (
-            changes
-            if changes is not None and self._dump is not None and changes.base == self._dump
-            else None
-        )
+        since_last = changes if changes is not None and changes.follows(self._dump) else None
         self._dump = None if changes is None else changes.dump
         self._polls += 1
         self._replaced.clear()
