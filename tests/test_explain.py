@@ -420,6 +420,50 @@ def test_listener_notes_bind_address_queue_and_children() -> None:
     )
 
 
+def test_a_listener_counts_only_live_connections_on_its_own_address_and_port() -> None:
+    def listener(address: str) -> Connection:
+        return conn(rec(S.LISTEN, local=(address, 8080), remote=("0.0.0.0", 0), send_q=128))
+
+    def child(state: S, local: tuple[str, int], *, gone: bool = False) -> Connection:
+        return conn(rec(state, local=local, remote=("10.0.0.7", 51000)), gone=gone)
+
+    mine = ("10.0.0.1", 8080)
+    others = [
+        child(S.SYN_RECV, mine),
+        child(S.SYN_RECV, mine),
+        child(S.ESTABLISHED, mine),
+        child(S.ESTABLISHED, mine, gone=True),  # gone: not counted
+        child(S.SYN_RECV, ("10.0.0.2", 8080)),  # another address
+        child(S.ESTABLISHED, ("10.0.0.1", 8081)),  # another port
+        listener("10.0.0.2"),  # a listener is not a child
+    ]
+    specific = listener("10.0.0.1")
+    text = " ".join(explain(specific, host=HOST, now=NOW, others=[specific, *others]).notes)
+    assert "2 handshake(s)" in text and "1 established" in text
+    anywhere = listener("0.0.0.0")
+    text = " ".join(explain(anywhere, host=HOST, now=NOW, others=[anywhere, *others]).notes)
+    assert "3 handshake(s)" in text and "1 established" in text
+
+
+def test_destination_counts_skip_the_connection_itself_gone_ones_and_other_ports() -> None:
+    host = HostSettings(ip_local_port_range=(40000, 40009))
+    th = DiagnosisThresholds(time_wait_per_destination=10_000, port_pressure_ratio=0.5)
+    conns = [_outgoing(S.ESTABLISHED, 40000 + i) for i in range(4)]
+    me = conns[0]
+    near_misses = [
+        replace(_outgoing(S.ESTABLISHED, 40005), gone_at=NOW),  # gone
+        _outgoing(S.ESTABLISHED, 40006, ("10.0.0.9", 81)),  # same address, other port
+        _outgoing(S.ESTABLISHED, 40007, ("10.0.0.8", 80)),  # same port, other address
+    ]
+    # Itself and 4 others would reach 5 of 10 ports; itself and the 3 others of the same
+    # destination reach only 4 (the connection is counted once however often it is given).
+    e = explain(me, host=host, now=NOW, others=[me, me, *conns[1:], *near_misses], thresholds=th)
+    assert "ephemeral_port_pressure" not in codes(e)
+    fifth = _outgoing(S.TIME_WAIT, 40004)
+    e = explain(me, host=host, now=NOW, others=[*conns, fifth, *near_misses], thresholds=th)
+    assert "ephemeral_port_pressure" in codes(e)
+
+
 def test_orphan_lingering() -> None:
     th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
     orphan = conn(rec(S.FIN_WAIT2, inode=0), age=45)

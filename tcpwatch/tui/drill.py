@@ -11,9 +11,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.strip import Strip
 
 from tcpwatch.model import Connection, SocketRecord, TimerName
 from tcpwatch.tcp.explain import explain
@@ -22,6 +21,7 @@ from tcpwatch.tcp.states import TcpState
 from tcpwatch.textsafe import printable
 from tcpwatch.tui import diagrams
 from tcpwatch.tui.keybar import KeyBar
+from tcpwatch.tui.page import PageView, paint
 from tcpwatch.tui.table import (
     STATE_STYLE,
     TAG_STYLE,
@@ -36,6 +36,7 @@ SECTION = "bold #87d7ff"
 # Up to this many connections the first page is built at once, in the UI thread; a bigger
 # view's takes too long for a key (the peer search and the explanation look at them all).
 SYNC_LIMIT = 5000
+MIN_PAGE_WIDTH = 20
 LABEL = "#8a8a8a"
 
 
@@ -306,11 +307,13 @@ def _listener_parts(conn: Connection, record: SocketRecord, view: TableView) -> 
 
 @dataclass(frozen=True, slots=True)
 class Followed:
-    """One poll's drill-down page, built off the UI thread."""
+    """One poll's drill-down page, built and painted off the UI thread."""
 
     conn: Connection
     view: TableView
     body: RenderableType
+    lines: tuple[Strip, ...]
+    width: int  # what `lines` were painted for
 
 
 class DrillScreen(Screen[None]):
@@ -321,43 +324,39 @@ class DrillScreen(Screen[None]):
         Binding("question_mark", "app.help", "Help"),
     ]
 
-    DEFAULT_CSS = """
-    DrillScreen VerticalScroll { padding: 0 1; }
-    """
-
     def __init__(self, conn: Connection, view: TableView, *, host: HostSettings, lang: str) -> None:
         super().__init__()
         self.conn = conn
         self.view = view
-        self._width = 80
+        self._width = 80  # what pages are painted for: the page's content width
+        self._body: RenderableType | None = None  # the page shown, to paint at a new width
         self._host = host
         self._lang = lang
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(id="drill-body")
+        yield PageView(id="drill-body")
         yield KeyBar(self.BINDINGS)
 
     def on_mount(self) -> None:
-        self._width = self.size.width or 80
+        self._width = self._content_width()
+        page = self.query_one(PageView)
         if len(self.view.connections) <= SYNC_LIMIT:
-            self._show_body(self.view, self._build(self.view))
+            body = self._build(self.view, self._width)
+            self._show(body, paint(body, self._width), self._width)
         else:  # the title at once; the page from a thread (it looks at every connection)
-            self.query_one("#drill-body", Static).update(
-                drill_title(self.conn, self.conn.record, self.view.now)
-                + Text("\n\nexplaining…", LABEL)
-            )
-            self.run_worker(self._build_first_page, thread=True, exclusive=True)
-        self.query_one(VerticalScroll).focus()
+            title = drill_title(self.conn, self.conn.record, self.view.now)
+            page.show(paint(title + Text("\n\nexplaining…", LABEL), self._width))
+            self.run_worker(self._build_first_page, thread=True, exclusive=True, group="page")
+        page.focus()
 
     def prepare(self, view: TableView, latest: SocketRecord | None) -> Followed:
-        """Build the page for a new poll. Pure, and called in the polling thread: at 50k
-        connections the explanation's look at the whole view costs tens of milliseconds."""
+        """Build and paint the page for a new poll. Pure, and called in the polling thread:
+        at 50k connections the explanation's look at the whole view costs milliseconds, and
+        painting the page more (see `tcpwatch.tui.page`)."""
         conn = view.connections.get(self.conn.id, self.conn)
-        body = drill_body(
-            conn, view, latest=latest, host=self._host, lang=self._lang, width=self._width
-        )
-        return Followed(conn, view, body)
+        width = self._width
+        body = drill_body(conn, view, latest=latest, host=self._host, lang=self._lang, width=width)
+        return Followed(conn, view, body, paint(body, width), width)
 
     def follow(self, page: Followed) -> None:
         """Show a prepared page: the connection's newest version (gone ones stay, in red).
@@ -365,22 +364,46 @@ class DrillScreen(Screen[None]):
         if page.conn.id != self.conn.id:
             return
         self.conn, self.view = page.conn, page.view
-        self.query_one("#drill-body", Static).update(page.body)
+        self._show(page.body, page.lines, page.width)
 
     def on_resize(self) -> None:
-        self._width = self.size.width or 80
+        width = self._content_width()
+        if width != self._width:
+            self._width = width
+            if self._body is not None:
+                self._paint_again()
 
-    def _build(self, view: TableView) -> RenderableType:
+    def _content_width(self) -> int:
+        return max(MIN_PAGE_WIDTH, (self.size.width or 80) - PageView.GUTTER)
+
+    def _build(self, view: TableView, width: int) -> RenderableType:
         return drill_body(
-            self.conn, view, latest=None, host=self._host, lang=self._lang, width=self._width
+            self.conn, view, latest=None, host=self._host, lang=self._lang, width=width
         )
 
     def _build_first_page(self) -> None:
-        view = self.view
-        body = self._build(view)
-        self.app.call_from_thread(self._show_body, view, body)
+        view, width = self.view, self._width
+        body = self._build(view, width)
+        self.app.call_from_thread(self._show_if_current, view, body, paint(body, width), width)
 
-    def _show_body(self, view: TableView, body: RenderableType) -> None:
-        """Show the first page unless a poll's page already replaced the view it shows."""
+    def _paint_again(self) -> None:
+        view, body, width = self.view, self._body, self._width
+
+        def painted() -> None:
+            lines = paint(body, width)
+            self.app.call_from_thread(self._show_if_current, view, body, lines, width)
+
+        self.run_worker(painted, thread=True, exclusive=True, group="page")
+
+    def _show_if_current(
+        self, view: TableView, body: RenderableType, lines: tuple[Strip, ...], width: int
+    ) -> None:
+        """Show a page from a worker unless a poll's page already replaced the view it shows."""
         if view is self.view and self.is_attached:
-            self.query_one("#drill-body", Static).update(body)
+            self._show(body, lines, width)
+
+    def _show(self, body: RenderableType, lines: tuple[Strip, ...], width: int) -> None:
+        self._body = body
+        self.query_one(PageView).show(lines)
+        if width != self._width:  # painted before the terminal was resized
+            self._paint_again()

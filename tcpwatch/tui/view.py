@@ -509,16 +509,15 @@ def listener_members(
     listener: Connection, connections: Iterable[Connection]
 ) -> tuple[list[Connection], int]:
     """The connections accepted on a listener's address and port, and how many are SYN_RECV."""
-    local = listener.record.local
+    port, address = listener.record.local.port, listener.record.local.address
+    any_address = _wildcard(address)
     accepted: list[Connection] = []
     syn_recv = 0
     for conn in connections:
-        if conn is listener or conn.record.state is TcpState.LISTEN or conn.gone_at is not None:
-            continue
         mine = conn.record.local
-        if mine.port != local.port:
+        if mine.port != port or (not any_address and mine.address != address):
             continue
-        if not _wildcard(local.address) and mine.address != local.address:
+        if conn is listener or conn.record.state is TcpState.LISTEN or conn.gone_at is not None:
             continue
         if conn.record.state is TcpState.SYN_RECV:
             syn_recv += 1
@@ -531,12 +530,17 @@ def find_peer(conn: Connection, connections: Iterable[Connection]) -> Connection
     record = conn.record
     if record.state is TcpState.LISTEN:
         return None
+    local, remote = record.local, record.remote
     for other in connections:
         r = other.record
+        # Ports first: one int comparison rules out nearly every connection, where
+        # Endpoint's __eq__ would be a Python call for each.
         if (
-            other is not conn
-            and r.local == record.remote
-            and r.remote == record.local
+            r.local.port == remote.port
+            and r.remote.port == local.port
+            and r.local.address == remote.address
+            and r.remote.address == local.address
+            and other is not conn
             and other.gone_at is None
         ):
             return other

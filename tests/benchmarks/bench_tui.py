@@ -16,7 +16,8 @@ change state, linger in TIME_WAIT and go). Then:
 
 The screen is read from the terminal's output with escape sequences removed, so the test
 only assumes visible texts (the PAUSED flag, the help screen's section titles, the
-explanation screen's "in this state").
+explanation screen's title line with "in this state", and its first section, "What it
+means", which comes once the whole page is built).
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ KEY_TESTS = [
     KeyTest("+ (interval, status line)", b"+", r"polling every 2s", b"-", r"polling every 1s"),
     # Back with escape, not q: q on the main screen would quit if the screen did not open.
     KeyTest("? (help screen)", b"?", r"Main screen", b"\x1b", r"live"),
-    KeyTest("enter (explanation screen)", b"\r", r"in this state", b"\x1b", r"live"),
+    KeyTest("enter (explanation screen opens)", b"\r", r"in this state", b"\x1b", r"live"),
+    KeyTest("enter (whole explanation page)", b"\r", r"What it means", b"\x1b", r"live"),
     KeyTest("S (reverse sort, table header)", b"S", r"State ▼", b"S", r"State ▲"),
     KeyTest("/ (filter bar opens)", b"/", r"filter, e\.g\.", b"\x1b", r"live"),
     KeyTest(

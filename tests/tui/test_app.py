@@ -26,6 +26,7 @@ from tcpwatch.tui.drill import DrillScreen
 from tcpwatch.tui.header import HeaderPanel
 from tcpwatch.tui.help import HelpScreen
 from tcpwatch.tui.keybar import KeyBar
+from tcpwatch.tui.page import PageView
 from tcpwatch.tui.table import CURSOR_STYLE, ConnectionTable, layout, row_text
 from tcpwatch.tui.view import GROUP_PREFIX, Column, ViewMode
 
@@ -47,7 +48,7 @@ async def _drill(pilot, app: TcpwatchApp, conn: Connection) -> str:
     await pilot.pause()
     screen = app.screen
     assert isinstance(screen, DrillScreen)
-    return plain(screen.query_one("#drill-body").content)
+    return screen.query_one(PageView).text
 
 
 async def test_main_screen_shows_the_busy_host() -> None:
@@ -189,9 +190,9 @@ async def test_drill_down_of_a_big_view_builds_in_a_thread(
         await until(pilot, lambda: isinstance(app.screen, DrillScreen), "the drill-down")
         screen = app.screen
         assert isinstance(screen, DrillScreen)
-        body = screen.query_one("#drill-body")
-        await until(pilot, lambda: "What it means" in plain(body.content), "the page")
-        assert "in this state" in plain(body.content)
+        body = screen.query_one(PageView)
+        await until(pilot, lambda: "What it means" in body.text, "the page")
+        assert "in this state" in body.text
 
 
 async def test_views_by_listener_and_by_process() -> None:
@@ -305,11 +306,7 @@ async def test_drill_down_time_wait_counts_down() -> None:
         await step(pilot)
         screen = app.screen
         assert isinstance(screen, DrillScreen)
-        second = [
-            line
-            for line in plain(screen.query_one("#drill-body").content).splitlines()
-            if "2MSL:" in line
-        ]
+        second = [line for line in screen.query_one(PageView).text.splitlines() if "2MSL:" in line]
         assert second and second != first
 
 
@@ -446,10 +443,31 @@ async def test_small_terminal_shows_table_and_drill_down() -> None:
         assert [spec.column for spec, _ in table._columns][:5] == list(Column)[:5]
         leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
         await _drill(pilot, app, leak)
-        scroll = app.screen.query_one("VerticalScroll")
+        scroll = app.screen.query_one(PageView)
         assert scroll.size.height >= 18
         await pilot.press("pagedown")
         await until(pilot, lambda: scroll.scroll_y > 0, "scrolling the drill-down")
+
+
+async def test_the_drill_down_page_is_painted_again_for_a_new_width() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 3)
+        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
+        await _drill(pilot, app, leak)
+        page = app.screen.query_one(PageView)
+        assert {line.cell_length for line in page.lines} == {120 - PageView.GUTTER}
+        words = page.text.split()
+        await pilot.resize_terminal(80, 24)
+        await until(
+            pilot,
+            lambda: {line.cell_length for line in page.lines} == {80 - PageView.GUTTER},
+            "the page painted for 80 columns",
+        )
+        # The same page, wrapped anew: no line is cut off at the old width.
+        assert page.text.split() == words
+        await step(pilot)
+        assert {line.cell_length for line in page.lines} == {80 - PageView.GUTTER}
 
 
 class _SlowSource:

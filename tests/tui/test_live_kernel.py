@@ -8,6 +8,7 @@ from tcpwatch.sources.poller import open_poller
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tui.app import TcpwatchApp
 from tcpwatch.tui.drill import DrillScreen
+from tcpwatch.tui.page import PageView
 from tests.netns import (
     ZOO_SCENARIO,
     add_silent_route,
@@ -18,7 +19,7 @@ from tests.netns import (
     wait_for_zoo,
 )
 
-from .helpers import find, plain, step, until
+from .helpers import find, step, until
 
 
 @requires_root
@@ -55,7 +56,7 @@ async def test_table_and_drill_down_match_the_kernel() -> None:
                 await pilot.press("enter")
                 await until(pilot, lambda: isinstance(app.screen, DrillScreen), "drill-down")
                 await pilot.pause()
-                text = plain(app.screen.query_one("#drill-body").content)
+                text = app.screen.query_one(PageView).text
                 assert "127.0.0.1" in text and "Accepted connections" in text
                 await pilot.press("escape")
                 close_wait = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
@@ -64,6 +65,6 @@ async def test_table_and_drill_down_match_the_kernel() -> None:
                 await pilot.press("enter")
                 await until(pilot, lambda: isinstance(app.screen, DrillScreen), "drill-down")
                 await pilot.pause()
-                text = plain(app.screen.query_one("#drill-body").content)
+                text = app.screen.query_one(PageView).text
                 assert "Both ends are on this host" in text and "FIN_WAIT2" in text
             scenario.send("done")
