@@ -470,6 +470,22 @@ async def test_the_drill_down_page_is_painted_again_for_a_new_width() -> None:
         assert {line.cell_length for line in page.lines} == {80 - PageView.GUTTER}
 
 
+
+async def test_the_drill_down_page_follows_a_change_of_theme() -> None:
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 3)
+        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
+        await _drill(pilot, app, leak)
+        page = app.screen.query_one(PageView)
+
+        def background() -> object:
+            return list(page.render_line(5))[-1].style.bgcolor  # type: ignore[union-attr]
+
+        dark = background()
+        app.theme = "textual-light"
+        await until(pilot, lambda: background() != dark, "the page drawn in the new theme")
+
 class _SlowSource:
     """Blocks inside poll() until released: the UI must stay responsive meanwhile."""
 
