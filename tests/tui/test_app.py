@@ -470,7 +470,6 @@ async def test_the_drill_down_page_is_painted_again_for_a_new_width() -> None:
         assert {line.cell_length for line in page.lines} == {80 - PageView.GUTTER}
 
 
-
 async def test_the_drill_down_page_follows_a_change_of_theme() -> None:
     app = busy_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -485,6 +484,7 @@ async def test_the_drill_down_page_follows_a_change_of_theme() -> None:
         dark = background()
         app.theme = "textual-light"
         await until(pilot, lambda: background() != dark, "the page drawn in the new theme")
+
 
 class _SlowSource:
     """Blocks inside poll() until released: the UI must stay responsive meanwhile."""
