@@ -370,8 +370,7 @@ class DrillScreen(Screen[None]):
         width = self._content_width()
         if width != self._width:
             self._width = width
-            if self._body is not None:
-                self._paint_again()
+            self._paint_again()
 
     def _content_width(self) -> int:
         return max(MIN_PAGE_WIDTH, (self.size.width or 80) - PageView.GUTTER)
@@ -388,6 +387,8 @@ class DrillScreen(Screen[None]):
 
     def _paint_again(self) -> None:
         view, body, width = self.view, self._body, self._width
+        if body is None:
+            return
 
         def painted() -> None:
             lines = paint(body, width)
