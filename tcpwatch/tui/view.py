@@ -255,6 +255,8 @@ class ViewModel:
             # Only touched, removed and expired rows can have moved or left: they come out
             # of the order while their keys are still the ones it was sorted by.
             self._order = _without(self._order, {*touched, *removed, *expired}, self._keys)
+            # The views already handed out keep reading the times of their own poll.
+            self._seen = dict(self._seen)
             for cid in removed:
                 self._count(prev[cid], -1)
                 self._keys.pop(cid, None)

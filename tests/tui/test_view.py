@@ -51,3 +51,14 @@ def test_reversing_and_reversing_back_keeps_following_the_changes() -> None:
         assert rows == ViewModel(settings).apply(delta).rows
         in_order = ViewModel(ascending).apply(delta).rows
         assert rows == (in_order[::-1] if settings.descending else in_order)
+
+
+def test_a_view_handed_out_does_not_change_with_later_polls() -> None:
+    source = BusyHost(clients=200, churn=0.2)
+    tracker, model = Tracker(), ViewModel()
+    first = model.apply(tracker.update(source.poll()))
+    kept = (first.rows, dict(first.seen), dict(first.flash), dict(first.state_counts))
+    for _ in range(5):
+        later = model.apply(tracker.update(source.poll()))
+    assert dict(later.seen) != kept[1]  # the polls did change what a view shows
+    assert (first.rows, dict(first.seen), dict(first.flash), dict(first.state_counts)) == kept
