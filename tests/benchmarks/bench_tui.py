@@ -275,14 +275,9 @@ def measure_cpu(
         f"- per second: median {statistics.median(per_second) * 100:.0f} %, "
         f"max {max(per_second) * 100:.0f} %"
     )
-    sixth = max(1, len(per_second) // 6)
     print(
         "- average of each sixth of the period: "
-        + ", ".join(
-            f"{statistics.fmean(per_second[i : i + sixth]) * 100:.1f} %"
-            for i in range(0, sixth * 6, sixth)
-            if per_second[i : i + sixth]
-        )
+        + ", ".join(f"{statistics.fmean(part) * 100:.1f} %" for part in sixths(per_second))
     )
     print(
         f"- RSS: start {rss[0]:.0f} MiB, end {rss[-1]:.0f} MiB, peak {max(rss):.0f} MiB "
@@ -290,19 +285,20 @@ def measure_cpu(
         f"{', '.join(f'{r:.0f}' for r in rss[:: max(1, len(rss) // 24)])})"
     )
     # A full collection every 2 minutes makes RSS a saw: the sixths' medians show a trend.
-    part = max(1, len(rss) // 6)
     print(
         "- RSS median of each sixth of the period: "
-        + ", ".join(
-            f"{statistics.median(rss[i : i + part]):.0f}"
-            for i in range(0, part * 6, part)
-            if rss[i : i + part]
-        )
+        + ", ".join(f"{statistics.median(part):.0f}" for part in sixths(rss))
         + " MiB"
     )
     print(f"- terminal output: {(screen.total - bytes0) / (wall1 - wall0) / 1024:.0f} KiB/s")
     if spy is not None:
         report_py_spy(*spy)
+
+
+def sixths(samples: list[float]) -> list[list[float]]:
+    """The samples in six equal consecutive parts (a remainder at the end is left out)."""
+    size = max(1, len(samples) // 6)
+    return [part for i in range(0, size * 6, size) if (part := samples[i : i + size])]
 
 
 def start_py_spy(pid: int, seconds: float) -> tuple[subprocess.Popen[bytes], Path] | None:

@@ -41,6 +41,13 @@ def _rows(app: TcpwatchApp) -> list[Connection]:
     return [app.view.connections[r] for r in app.view.rows if not r.startswith(GROUP_PREFIX)]
 
 
+async def _leak_page(pilot, app: TcpwatchApp) -> PageView:
+    """After three polls, the drill-down of a CLOSE_WAIT leak, open; its page widget."""
+    await step(pilot, 3)
+    await _drill(pilot, app, find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT))
+    return app.screen.query_one(PageView)
+
+
 async def _drill(pilot, app: TcpwatchApp, conn: Connection) -> str:
     assert app.table.select(conn.id)
     await pilot.press("enter")
@@ -437,13 +444,10 @@ async def test_help_lists_every_key_and_palette_offers_every_action() -> None:
 async def test_small_terminal_shows_table_and_drill_down() -> None:
     app = busy_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await step(pilot, 3)
+        scroll = await _leak_page(pilot, app)
         table = app.query_one(ConnectionTable)
         assert table.size.height >= 12
         assert [spec.column for spec, _ in table._columns][:5] == list(Column)[:5]
-        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
-        await _drill(pilot, app, leak)
-        scroll = app.screen.query_one(PageView)
         assert scroll.size.height >= 18
         await pilot.press("pagedown")
         await until(pilot, lambda: scroll.scroll_y > 0, "scrolling the drill-down")
@@ -452,10 +456,7 @@ async def test_small_terminal_shows_table_and_drill_down() -> None:
 async def test_the_drill_down_page_is_painted_again_for_a_new_width() -> None:
     app = busy_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await step(pilot, 3)
-        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
-        await _drill(pilot, app, leak)
-        page = app.screen.query_one(PageView)
+        page = await _leak_page(pilot, app)
         assert {line.cell_length for line in page.lines} == {120 - PageView.GUTTER}
         words = page.text.split()
         await pilot.resize_terminal(80, 24)
@@ -473,10 +474,7 @@ async def test_the_drill_down_page_is_painted_again_for_a_new_width() -> None:
 async def test_the_drill_down_page_follows_a_change_of_theme() -> None:
     app = busy_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await step(pilot, 3)
-        leak = find(app, lambda c: c.record.state is TcpState.CLOSE_WAIT)
-        await _drill(pilot, app, leak)
-        page = app.screen.query_one(PageView)
+        page = await _leak_page(pilot, app)
 
         def background() -> object:
             return list(page.render_line(5))[-1].style.bgcolor  # type: ignore[union-attr]
