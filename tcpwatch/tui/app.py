@@ -34,7 +34,7 @@ from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag
 from tcpwatch.textsafe import printable
 from tcpwatch.tracker import Tracker
-from tcpwatch.tui.drill import DrillScreen, Followed
+from tcpwatch.tui.drill import DrillScreen, Followed, build_at_once, build_page, page_width
 from tcpwatch.tui.export import export_view
 from tcpwatch.tui.header import HeaderPanel, Status
 from tcpwatch.tui.help import HelpScreen
@@ -487,7 +487,27 @@ class TcpwatchApp(App[int]):
         if conn is None:
             self._say("select a connection first (a heading row has nothing to explain)")
             return
-        self._drill = DrillScreen(conn, self.view, host=self.host_settings, lang=self.lang)
+        view, width = self.view, page_width(self.size.width)
+        host, lang = self.host_settings, self.lang
+        if build_at_once(view):
+            self._open_drill(build_page(conn, view, latest=None, host=host, lang=lang, width=width))
+            return
+
+        def build() -> None:
+            page = build_page(conn, view, latest=None, host=host, lang=lang, width=width)
+            if not get_current_worker().is_cancelled:  # enter pressed again meanwhile
+                self.call_from_thread(self._open_drill, page)
+
+        # Not `@work` on a method: its description is the repr of the arguments, and the
+        # repr of a view of 50k connections takes seconds.
+        self.run_worker(build, thread=True, exclusive=True, group="drill")
+
+    def _open_drill(self, page: Followed) -> None:
+        # Only over the table: not over the help or the filter bar opened while it was built.
+        covered = self.screen is not self.screen_stack[0]
+        if self._stopping or covered or self._filter_input.has_class("editing"):
+            return
+        self._drill = DrillScreen(page, host=self.host_settings, lang=self.lang)
         self.push_screen(self._drill, callback=self._drill_closed)
 
     def _drill_closed(self, _result: None) -> None:

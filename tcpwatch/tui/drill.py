@@ -34,7 +34,8 @@ from tcpwatch.tui.view import TableView, find_peer, listener_members
 
 SECTION = "bold #87d7ff"
 # Up to this many connections the first page is built at once, in the UI thread; a bigger
-# view's takes too long for a key (the peer search and the explanation look at them all).
+# view's takes too long for a key (the peer search and the explanation look at them all)
+# and is built in a worker before the screen opens.
 SYNC_LIMIT = 5000
 MIN_PAGE_WIDTH = 20
 LABEL = "#8a8a8a"
@@ -316,19 +317,53 @@ class Followed:
     width: int  # what `lines` were painted for
 
 
+def build_at_once(view: TableView) -> bool:
+    """Whether a first page is built in the UI thread (see SYNC_LIMIT)."""
+    return len(view.connections) <= SYNC_LIMIT
+
+
+def page_width(screen_width: int) -> int:
+    """The content width of a drill-down page on a screen this wide."""
+    return max(MIN_PAGE_WIDTH, (screen_width or 80) - PageView.GUTTER)
+
+
+def build_page(
+    conn: Connection,
+    view: TableView,
+    *,
+    latest: SocketRecord | None,
+    host: HostSettings,
+    lang: str,
+    width: int,
+) -> Followed:
+    """The page of `conn` (its newest version in `view`) built and painted. Pure: called
+    in the polling thread for each new poll and, over SYNC_LIMIT connections, in a worker
+    for the first page; the explanation looks at the whole view, painting costs more."""
+    conn = view.connections.get(conn.id, conn)
+    body = drill_body(conn, view, latest=latest, host=host, lang=lang, width=width)
+    return Followed(conn, view, body, paint(body, width), width)
+
+
 class DrillScreen(Screen[None]):
-    """One connection in depth; follows it live while the polls go on."""
+    """One connection in depth; follows it live while the polls go on.
+
+    It opens with its first page already built (see `TcpwatchApp.action_drill`): built
+    while the screen mounts, the page and Textual's layout passes would share the
+    interpreter, and the page would come tens of milliseconds later."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,backspace,left", "app.pop_screen", "Back"),
+        # Dismissed, not popped: a pop skips the app's callback, and the app would go on
+        # building the page of a closed screen at every poll.
+        Binding("escape,q,backspace,left", "dismiss", "Back"),
         Binding("question_mark", "app.help", "Help"),
     ]
 
-    def __init__(self, conn: Connection, view: TableView, *, host: HostSettings, lang: str) -> None:
+    def __init__(self, page: Followed, *, host: HostSettings, lang: str) -> None:
         super().__init__()
-        self.conn = conn
-        self.view = view
-        self._width = 80  # what pages are painted for: the page's content width
+        self.conn = page.conn
+        self.view = page.view
+        self._first = page
+        self._width = page.width  # what pages are painted for: the page's content width
         self._body: RenderableType | None = None  # the page shown, to paint at a new width
         self._host = host
         self._lang = lang
@@ -338,25 +373,16 @@ class DrillScreen(Screen[None]):
         yield KeyBar(self.BINDINGS)
 
     def on_mount(self) -> None:
-        self._width = self._content_width()
-        page = self.query_one(PageView)
-        if len(self.view.connections) <= SYNC_LIMIT:
-            body = self._build(self.view, self._width)
-            self._show(body, paint(body, self._width), self._width)
-        else:  # the title at once; the page from a thread (it looks at every connection)
-            title = drill_title(self.conn, self.conn.record, self.view.now)
-            page.show(paint(title + Text("\n\nexplaining…", LABEL), self._width))
-            self.run_worker(self._build_first_page, thread=True, exclusive=True, group="page")
-        page.focus()
+        self._width = page_width(self.size.width)
+        first = self._first
+        self._show(first.body, first.lines, first.width)
+        self.query_one(PageView).focus()
 
     def prepare(self, view: TableView, latest: SocketRecord | None) -> Followed:
-        """Build and paint the page for a new poll. Pure, and called in the polling thread:
-        at 50k connections the explanation's look at the whole view costs milliseconds, and
-        painting the page more (see `tcpwatch.tui.page`)."""
-        conn = view.connections.get(self.conn.id, self.conn)
-        width = self._width
-        body = drill_body(conn, view, latest=latest, host=self._host, lang=self._lang, width=width)
-        return Followed(conn, view, body, paint(body, width), width)
+        """The page for a new poll, built in the polling thread."""
+        return build_page(
+            self.conn, view, latest=latest, host=self._host, lang=self._lang, width=self._width
+        )
 
     def follow(self, page: Followed) -> None:
         """Show a prepared page: the connection's newest version (gone ones stay, in red).
@@ -367,23 +393,10 @@ class DrillScreen(Screen[None]):
         self._show(page.body, page.lines, page.width)
 
     def on_resize(self) -> None:
-        width = self._content_width()
+        width = page_width(self.size.width)
         if width != self._width:
             self._width = width
             self._paint_again()
-
-    def _content_width(self) -> int:
-        return max(MIN_PAGE_WIDTH, (self.size.width or 80) - PageView.GUTTER)
-
-    def _build(self, view: TableView, width: int) -> RenderableType:
-        return drill_body(
-            self.conn, view, latest=None, host=self._host, lang=self._lang, width=width
-        )
-
-    def _build_first_page(self) -> None:
-        view, width = self.view, self._width
-        body = self._build(view, width)
-        self.app.call_from_thread(self._show_if_current, view, body, paint(body, width), width)
 
     def _paint_again(self) -> None:
         view, body, width = self.view, self._body, self._width

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,8 +187,17 @@ async def test_reverse_shows_at_once_without_the_rebuild(
 async def test_drill_down_of_a_big_view_builds_in_a_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Over SYNC_LIMIT connections the title shows at once and the page follows."""
+    """Over SYNC_LIMIT connections the first page is built in a worker thread, and the
+    screen opens with the whole page; the table is not covered before."""
     monkeypatch.setattr(drill_module, "SYNC_LIMIT", 0)
+    builders: list[threading.Thread] = []
+    drill_body = drill_module.drill_body
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        builders.append(threading.current_thread())
+        return drill_body(*args, **kwargs)
+
+    monkeypatch.setattr(drill_module, "drill_body", recorded)
     app = busy_app(step=10.0)
     async with app.run_test(size=(120, 40)) as pilot:
         await step(pilot, 4)
@@ -197,9 +207,70 @@ async def test_drill_down_of_a_big_view_builds_in_a_thread(
         await until(pilot, lambda: isinstance(app.screen, DrillScreen), "the drill-down")
         screen = app.screen
         assert isinstance(screen, DrillScreen)
-        body = screen.query_one(PageView)
-        await until(pilot, lambda: "What it means" in body.text, "the page")
-        assert "in this state" in body.text
+        text = screen.query_one(PageView).text
+        assert "in this state" in text and "What it means" in text
+        assert builders and builders[0] is not threading.main_thread()
+
+
+async def test_drill_down_built_in_a_thread_does_not_cover_the_help(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page that is ready after the user opened the help (or the filter bar) is dropped:
+    the drill-down opens only over the table it was asked from."""
+    monkeypatch.setattr(drill_module, "SYNC_LIMIT", 0)
+    app = busy_app(step=10.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 2)
+        conn = app.table.selected
+        assert conn is not None
+        page = drill_module.build_page(
+            conn, app.view, latest=None, host=app.host_settings, lang="en", width=100
+        )
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        app._open_drill(page)
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "the table")
+        await pilot.press("slash")
+        app._open_drill(page)
+        await pilot.pause()
+        assert not isinstance(app.screen, DrillScreen)
+        await pilot.press("escape")
+        app._open_drill(page)
+        await until(pilot, lambda: isinstance(app.screen, DrillScreen), "the drill-down")
+
+
+async def test_a_closed_drill_down_is_no_longer_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the drill-down is open every poll builds its page; once it is closed (escape,
+    q, left or a click on Back) no poll does."""
+    built: list[str] = []
+    build_page = drill_module.build_page
+
+    def counted(conn: Connection, *args: Any, **kwargs: Any) -> Any:
+        built.append(conn.id)
+        return build_page(conn, *args, **kwargs)
+
+    monkeypatch.setattr(drill_module, "build_page", counted)
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 2)
+        for close in ("escape", "q", "left", "click"):
+            conn = app.table.selected
+            assert conn is not None
+            await _drill(pilot, app, conn)
+            before = len(built)
+            await step(pilot)
+            assert built[before:] == [conn.id], close
+            if close == "click":
+                await pilot.click(KeyBar, offset=(2, 0))
+            else:
+                await pilot.press(close)
+            await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "the table")
+            before = len(built)
+            await step(pilot, 2)
+            assert built[before:] == [], close
 
 
 async def test_views_by_listener_and_by_process() -> None:
