@@ -62,8 +62,8 @@ def run(options: argparse.Namespace, *, replay: bool) -> int:
     # Every poll allocates hundreds of thousands of short-lived objects; at the default
     # threshold (700) the cyclic collector runs thousands of times a second, holding the GIL
     # against the UI thread. Records are acyclic and freed by reference counting, so a higher
-    # first threshold halves the worst key latency at 50k sockets; Textual's painted lines
-    # are cyclic, and the app collects them itself (see FULL_COLLECTION_SECONDS).
+    # first threshold halves the worst key latency at 50k sockets. Textual's painted lines
+    # were cyclic; `tcpwatch.tui.strips` undoes that, so little is left for the collector.
     gc.set_threshold(*GC_THRESHOLDS)
     app.run()
     if app.failure is not None:

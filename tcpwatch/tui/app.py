@@ -10,7 +10,6 @@ rows. Changing the filter, sort or view rebuilds the model in a second thread wo
 from __future__ import annotations
 
 import ctypes
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +33,7 @@ from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag
 from tcpwatch.textsafe import printable
 from tcpwatch.tracker import Tracker
+from tcpwatch.tui import strips
 from tcpwatch.tui.drill import DrillScreen, Followed, build_at_once, build_page, page_width
 from tcpwatch.tui.export import export_view
 from tcpwatch.tui.header import HeaderPanel, Status
@@ -92,12 +92,8 @@ class RecordingEnded(Message):
     """A replay has no more polls."""
 
 
-# Textual's painted lines hold themselves: a Strip divided at its own width caches the list
-# [itself]. Only the cyclic collector frees them, and with the first threshold raised (see
-# `tcpwatch.commands.interactive`) its full passes come hours apart, so those lines would
-# pile up at about half a MiB a minute. The poll thread runs a full pass this often instead
-# (about 90 ms at 50k connections), and then hands the freed memory back (`trim_heap`).
-FULL_COLLECTION_SECONDS = 120.0
+# How often the poll thread hands the C allocator's free memory back (`trim_heap`).
+TRIM_SECONDS = 120.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -115,7 +111,8 @@ def trim_heap() -> bool:
 
     Each poll allocates and frees tables and lists of 50k entries; glibc keeps the freed
     memory in its heaps, where it fragments, and the monitor's resident size would creep
-    up over hours although what it holds does not grow.
+    up over hours although what it holds does not grow. (ctypes lets go of the
+    interpreter during the call: keys are answered meanwhile.)
     """
     if _MALLOC_TRIM is None:
         return False
@@ -169,6 +166,7 @@ class TcpwatchApp(App[int]):
         clock: Callable[[], float] = time.time,
         start_paused: bool = False,
     ) -> None:
+        strips.install()  # before anything is painted: see `tcpwatch.tui.strips`
         super().__init__()
         self._source_factory = source_factory
         self.interval = interval
@@ -189,7 +187,7 @@ class TcpwatchApp(App[int]):
         self._wake = threading.Event()
         self._step = False
         self._stopping = False
-        self.full_collection_seconds = FULL_COLLECTION_SECONDS
+        self.trim_seconds = TRIM_SECONDS
         self._drill: DrillScreen | None = None  # the open drill-down, followed by each poll
         self._finding_shown = ""  # title of the finding `f` filtered to last
         self._message = Text()
@@ -241,7 +239,7 @@ class TcpwatchApp(App[int]):
         except TcpwatchError as error:
             self.post_message(PollFailed(str(error), fatal=True))
             return
-        collected = time.monotonic()
+        trimmed = time.monotonic()
         try:
             while not (worker.is_cancelled or self._stopping):
                 if self.paused and not self._step:
@@ -268,10 +266,9 @@ class TcpwatchApp(App[int]):
                 if drill is not None:
                     page = drill.prepare(view, tracker.latest(drill.conn.id))
                 self.post_message(Polled(view, page))
-                if started - collected >= self.full_collection_seconds:
-                    gc.collect()
+                if started - trimmed >= self.trim_seconds:
                     trim_heap()
-                    collected = started
+                    trimmed = started
                 self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
                 self._wake.clear()
         finally:
