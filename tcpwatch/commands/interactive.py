@@ -18,7 +18,6 @@ from tcpwatch.errors import TcpwatchError, UsageError
 from tcpwatch.filters import parse_filter
 
 GIL_SWITCH_SECONDS = 0.001
-GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def run(options: argparse.Namespace, *, replay: bool) -> int:
@@ -59,12 +58,13 @@ def run(options: argparse.Namespace, *, replay: bool) -> int:
     # The poll thread is CPU-bound Python; at the default 5 ms switch interval every hand-over
     # of the GIL to the UI thread waits up to 5 ms, and answering a key takes dozens of them.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    # Every poll allocates hundreds of thousands of short-lived objects; at the default
-    # threshold (700) the cyclic collector runs thousands of times a second, holding the GIL
-    # against the UI thread. Records are acyclic and freed by reference counting, so a higher
-    # first threshold halves the worst key latency at 50k sockets. Textual's painted lines
-    # were cyclic; `tcpwatch.tui.strips` undoes that, so little is left for the collector.
-    gc.set_threshold(*GC_THRESHOLDS)
+    # Automatic collection runs when allocations outnumber deallocations by a threshold; each
+    # poll replaces old records by new ones one for one, so it came rarely and then had to
+    # look at every object made since: 75-290 ms holding the GIL at 50k sockets, and a key
+    # pressed meanwhile waited as long. The records hold no cycles (reference counting frees
+    # them) and Textual's painted lines no longer do (`tcpwatch.tui.strips`), so the poll
+    # thread runs the collector on a schedule instead (see `YOUNG_COLLECTION_SECONDS`).
+    gc.disable()
     app.run()
     if app.failure is not None:
         raise TcpwatchError(app.failure)

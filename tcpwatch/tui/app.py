@@ -10,6 +10,7 @@ rows. Changing the filter, sort or view rebuilds the model in a second thread wo
 from __future__ import annotations
 
 import ctypes
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -49,6 +50,7 @@ MIN_INTERVAL = 0.1
 MAX_INTERVAL = 60.0
 INTERVAL_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 HELP_SCREEN = "help"
+DRILL_SCREEN = "drill"
 MESSAGE_SECONDS = 15.0  # how long a message stays on the status line (it goes at a poll)
 # key, tag, what the key shows, and its short name on the status line
 TOGGLES: tuple[tuple[str, Tag, str, str], ...] = (
@@ -92,8 +94,12 @@ class RecordingEnded(Message):
     """A replay has no more polls."""
 
 
-# How often the poll thread hands the C allocator's free memory back (`trim_heap`).
-TRIM_SECONDS = 120.0
+# The monitor turns automatic collection off (see `tcpwatch.commands.interactive`); the poll
+# thread runs the cyclic collector instead: over the objects made since the last time this
+# often (10-25 ms at 50k connections), and over everything, then trimming the heap, this
+# often (the closed drill-downs' widgets and pages are the garbage it is for).
+YOUNG_COLLECTION_SECONDS = 10.0
+FULL_COLLECTION_SECONDS = 600.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -187,8 +193,10 @@ class TcpwatchApp(App[int]):
         self._wake = threading.Event()
         self._step = False
         self._stopping = False
-        self.trim_seconds = TRIM_SECONDS
+        self.young_collection_seconds = YOUNG_COLLECTION_SECONDS
+        self.full_collection_seconds = FULL_COLLECTION_SECONDS
         self._drill: DrillScreen | None = None  # the open drill-down, followed by each poll
+        self._drill_screen: DrillScreen | None = None  # made at the first, kept for the next
         self._finding_shown = ""  # title of the finding `f` filtered to last
         self._message = Text()
         self._message_until = 0.0  # monotonic time the message leaves the status line
@@ -239,11 +247,19 @@ class TcpwatchApp(App[int]):
         except TcpwatchError as error:
             self.post_message(PollFailed(str(error), fatal=True))
             return
-        trimmed = time.monotonic()
+        young_at = full_at = time.monotonic()  # the collector's last runs
         try:
             while not (worker.is_cancelled or self._stopping):
+                now = time.monotonic()
+                if now - full_at >= self.full_collection_seconds:
+                    gc.collect()
+                    trim_heap()
+                    young_at = full_at = now
+                elif now - young_at >= self.young_collection_seconds:
+                    gc.collect(1)
+                    young_at = now
                 if self.paused and not self._step:
-                    self._wake.wait()
+                    self._wake.wait(self.young_collection_seconds)
                     self._wake.clear()
                     continue
                 self._step = False
@@ -266,9 +282,6 @@ class TcpwatchApp(App[int]):
                 if drill is not None:
                     page = drill.prepare(view, tracker.latest(drill.conn.id))
                 self.post_message(Polled(view, page))
-                if started - trimmed >= self.trim_seconds:
-                    trim_heap()
-                    trimmed = started
                 self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
                 self._wake.clear()
         finally:
@@ -504,8 +517,15 @@ class TcpwatchApp(App[int]):
         covered = self.screen is not self.screen_stack[0]
         if self._stopping or covered or self._filter_input.has_class("editing"):
             return
-        self._drill = DrillScreen(page, host=self.host_settings, lang=self.lang)
-        self.push_screen(self._drill, callback=self._drill_closed)
+        screen = self._drill_screen
+        if screen is None:
+            screen = DrillScreen(page, host=self.host_settings, lang=self.lang)
+            self.install_screen(screen, DRILL_SCREEN)
+            self._drill_screen = screen
+        else:
+            screen.open(page)
+        self._drill = screen
+        self.push_screen(screen, callback=self._drill_closed)
 
     def _drill_closed(self, _result: None) -> None:
         self._drill = None

@@ -349,7 +349,9 @@ class DrillScreen(Screen[None]):
 
     It opens with its first page already built (see `TcpwatchApp.action_drill`): built
     while the screen mounts, the page and Textual's layout passes would share the
-    interpreter, and the page would come tens of milliseconds later."""
+    interpreter, and the page would come tens of milliseconds later. The app keeps one
+    screen for every drill-down (`open` shows another connection): its widgets are made and
+    styled once, and no closed screen is left for the cyclic collector."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         # Dismissed, not popped: a pop skips the app's callback, and the app would go on
@@ -377,6 +379,14 @@ class DrillScreen(Screen[None]):
         first = self._first
         self._show(first.body, first.lines, first.width)
         self.query_one(PageView).focus()
+
+    def open(self, page: Followed) -> None:
+        """Show another connection's first page, from the top (before the screen is shown
+        again: the terminal may have been resized meanwhile)."""
+        self.conn, self.view = page.conn, page.view
+        self._width = page_width(self.app.size.width)
+        self._show(page.body, page.lines, page.width)
+        self.query_one(PageView).scroll_home(animate=False)
 
     def prepare(self, view: TableView, latest: SocketRecord | None) -> Followed:
         """The page for a new poll, built in the polling thread."""

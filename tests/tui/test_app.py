@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import re
 import subprocess
@@ -543,6 +542,29 @@ async def test_the_drill_down_page_is_painted_again_for_a_new_width() -> None:
         assert {line.cell_length for line in page.lines} == {80 - PageView.GUTTER}
 
 
+async def test_the_next_drill_down_shows_its_own_page_from_the_top() -> None:
+    """One screen serves every drill-down: opened again for another connection (after the
+    terminal was resized behind the table), it shows that connection's page, at the new
+    width, from its first line."""
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        page = await _leak_page(pilot, app)
+        first = app.screen
+        leak = first.conn
+        await pilot.press("end")
+        await until(pilot, lambda: page.scroll_y > 0, "the end of the page")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "the table")
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        listener = find(app, lambda c: c.record.state is TcpState.LISTEN)
+        text = await _drill(pilot, app, listener)
+        assert app.screen is first and first.conn.id == listener.id != leak.id
+        assert "Accepted connections" in text and "CLOSE_WAIT leaked" not in text
+        assert page.scroll_y == 0
+        assert {line.cell_length for line in page.lines} == {100 - PageView.GUTTER}
+
+
 async def test_the_drill_down_page_follows_a_change_of_theme() -> None:
     app = busy_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -783,16 +805,37 @@ async def test_polls_and_repaints_leave_no_cyclic_garbage() -> None:
     assert len(garbage) < 1000, f"{len(garbage)} unreachable objects after 10 polls"
 
 
-async def test_the_poll_thread_gives_free_memory_back_on_its_schedule(
+async def test_the_poll_thread_runs_the_collector_on_its_schedule(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """With automatic collection off, as in the monitor, the poll thread collects: the young
+    generations often, everything (then trimming the heap) rarely; both periods shortened
+    here, one after the other."""
+    runs: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and threading.current_thread() is not threading.main_thread():
+            runs.append(info["generation"])
+
     trims: list[bool] = []
     monkeypatch.setattr(app_module, "trim_heap", lambda: trims.append(True) or True)
     app = busy_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.trim_seconds = math.inf
-        await step(pilot, 5)
-        assert trims == []
-        app.trim_seconds = 0.0  # after every poll
-        await step(pilot, 5)
-        assert len(trims) >= 4
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(seen)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.young_collection_seconds = app.full_collection_seconds = 3600.0
+            await step(pilot, 3)
+            assert runs == [] and trims == []
+            app.young_collection_seconds = 0.0  # before every poll
+            await step(pilot, 3)
+            assert len(runs) >= 3 and set(runs) == {1} and trims == []
+            app.full_collection_seconds = 0.0
+            runs.clear()
+            await step(pilot, 3)
+            assert len(runs) >= 3 and set(runs) == {2} and len(trims) == len(runs)
+    finally:
+        gc.callbacks.remove(seen)
+        if was_enabled:
+            gc.enable()
