@@ -96,9 +96,9 @@ class RecordingEnded(Message):
 
 # The monitor turns automatic collection off (see `tcpwatch.commands.interactive`); the poll
 # thread runs the cyclic collector instead: over the objects made since the last time this
-# often (10-25 ms at 50k connections), and over everything, then trimming the heap, this
-# often (the closed drill-downs' widgets and pages are the garbage it is for).
-YOUNG_COLLECTION_SECONDS = 10.0
+# often (25-40 ms at 50k connections), and over everything, then trimming the heap, this
+# often (for the little that lived long before it became garbage: Textual's layouts).
+YOUNG_COLLECTION_SECONDS = 5.0
 FULL_COLLECTION_SECONDS = 600.0
 
 

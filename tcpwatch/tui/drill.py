@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
@@ -362,13 +362,18 @@ class DrillScreen(Screen[None]):
 
     def __init__(self, page: Followed, *, host: HostSettings, lang: str) -> None:
         super().__init__()
-        self.conn = page.conn
-        self.view = page.view
-        self._first = page
+        self._page = page  # what is shown: the connection, its view, the page and its lines
         self._width = page.width  # what pages are painted for: the page's content width
-        self._body: RenderableType | None = None  # the page shown, to paint at a new width
         self._host = host
         self._lang = lang
+
+    @property
+    def conn(self) -> Connection:
+        return self._page.conn
+
+    @property
+    def view(self) -> TableView:
+        return self._page.view
 
     def compose(self) -> ComposeResult:
         yield PageView(id="drill-body")
@@ -376,16 +381,14 @@ class DrillScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._width = page_width(self.size.width)
-        first = self._first
-        self._show(first.body, first.lines, first.width)
+        self._show(self._page)
         self.query_one(PageView).focus()
 
     def open(self, page: Followed) -> None:
         """Show another connection's first page, from the top (before the screen is shown
         again: the terminal may have been resized meanwhile)."""
-        self.conn, self.view = page.conn, page.view
         self._width = page_width(self.app.size.width)
-        self._show(page.body, page.lines, page.width)
+        self._show(page)
         self.query_one(PageView).scroll_home(animate=False)
 
     def prepare(self, view: TableView, latest: SocketRecord | None) -> Followed:
@@ -397,10 +400,8 @@ class DrillScreen(Screen[None]):
     def follow(self, page: Followed) -> None:
         """Show a prepared page: the connection's newest version (gone ones stay, in red).
         A page prepared for the drill-down this one replaced is ignored."""
-        if page.conn.id != self.conn.id:
-            return
-        self.conn, self.view = page.conn, page.view
-        self._show(page.body, page.lines, page.width)
+        if page.conn.id == self.conn.id:
+            self._show(page)
 
     def on_resize(self) -> None:
         width = page_width(self.size.width)
@@ -409,25 +410,21 @@ class DrillScreen(Screen[None]):
             self._paint_again()
 
     def _paint_again(self) -> None:
-        view, body, width = self.view, self._body, self._width
-        if body is None:
-            return
+        page, width = self._page, self._width
 
         def painted() -> None:
-            lines = paint(body, width)
-            self.app.call_from_thread(self._show_if_current, view, body, lines, width)
+            again = replace(page, lines=paint(page.body, width), width=width)
+            self.app.call_from_thread(self._show_if_current, again)
 
         self.run_worker(painted, thread=True, exclusive=True, group="page")
 
-    def _show_if_current(
-        self, view: TableView, body: RenderableType, lines: tuple[Strip, ...], width: int
-    ) -> None:
+    def _show_if_current(self, page: Followed) -> None:
         """Show a page from a worker unless a poll's page already replaced the view it shows."""
-        if view is self.view and self.is_attached:
-            self._show(body, lines, width)
+        if page.view is self.view and self.is_attached:
+            self._show(page)
 
-    def _show(self, body: RenderableType, lines: tuple[Strip, ...], width: int) -> None:
-        self._body = body
-        self.query_one(PageView).show(lines)
-        if width != self._width:  # painted before the terminal was resized
+    def _show(self, page: Followed) -> None:
+        self._page = page
+        self.query_one(PageView).show(page.lines)
+        if page.width != self._width:  # painted before the terminal was resized
             self._paint_again()
