@@ -95,11 +95,13 @@ class RecordingEnded(Message):
 
 
 # The monitor turns automatic collection off (see `tcpwatch.commands.interactive`); the poll
-# thread runs the cyclic collector instead: over the objects made since the last time this
-# often (25-40 ms at 50k connections), and over everything, then trimming the heap, this
-# often (for the little that lived long before it became garbage: Textual's layouts).
-YOUNG_COLLECTION_SECONDS = 5.0
-FULL_COLLECTION_SECONDS = 600.0
+# thread runs the cyclic collector instead, seldom, since each run holds the interpreter
+# (keys wait): over the objects made since the last run this often (about 50 ms at 50k
+# connections, most of it the current poll's tables of 50k entries, whatever the period),
+# and over everything, then trimming the heap, this often (about 450 ms; for the little
+# garbage that lived long first: Textual's layouts after filter edits, a few KiB each).
+YOUNG_COLLECTION_SECONDS = 30.0
+FULL_COLLECTION_SECONDS = 3600.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
