@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from typing import ClassVar, Protocol
 
 from rich.text import Text
@@ -499,14 +500,22 @@ class TcpwatchApp(App[int]):
         if conn is None:
             self._say("select a connection first (a heading row has nothing to explain)")
             return
-        view, width = self.view, page_width(self.size.width)
-        host, lang = self.host_settings, self.lang
+        view = self.view
+        first_page = partial(
+            build_page,
+            conn,
+            view,
+            latest=None,
+            host=self.host_settings,
+            lang=self.lang,
+            width=page_width(self.size.width),
+        )
         if build_at_once(view):
-            self._open_drill(build_page(conn, view, latest=None, host=host, lang=lang, width=width))
+            self._open_drill(first_page())
             return
 
         def build() -> None:
-            page = build_page(conn, view, latest=None, host=host, lang=lang, width=width)
+            page = first_page()
             if not get_current_worker().is_cancelled:  # enter pressed again meanwhile
                 self.call_from_thread(self._open_drill, page)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console, RenderableType
 from textual.pilot import Pilot
@@ -78,3 +80,15 @@ def plain(renderable: RenderableType, width: int = 120) -> str:
     console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
     console.print(renderable)
     return console.export_text()
+
+
+@contextmanager
+def collector_off() -> Iterator[None]:
+    """Automatic cyclic collection off meanwhile, as in the monitor; restored after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

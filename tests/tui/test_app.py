@@ -31,7 +31,7 @@ from tcpwatch.tui.page import PageView
 from tcpwatch.tui.table import CURSOR_STYLE, ConnectionTable, layout, row_text
 from tcpwatch.tui.view import GROUP_PREFIX, Column, ViewMode
 
-from .helpers import busy_app, find, plain, settle, step, until
+from .helpers import busy_app, collector_off, find, plain, settle, step, until
 
 
 def _status(app: TcpwatchApp) -> str:
@@ -786,21 +786,18 @@ async def test_polls_and_repaints_leave_no_cyclic_garbage() -> None:
     pauses: about 5000 objects in ten polls here. Now the layouts' closures are left (under
     500), and no line."""
     app = busy_app(clients=120)
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await step(pilot, 3)
-            gc.collect()
-            gc.set_debug(gc.DEBUG_SAVEALL)  # keep what a collection finds, to look at it
-            await step(pilot, 10)
-            gc.collect()
-            garbage = list(gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        if was_enabled:
-            gc.enable()
+    with collector_off():
+        try:
+            async with app.run_test(size=(120, 40)) as pilot:
+                await step(pilot, 3)
+                gc.collect()
+                gc.set_debug(gc.DEBUG_SAVEALL)  # keep what a collection finds, to look at it
+                await step(pilot, 10)
+                gc.collect()
+                garbage = list(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
     assert not [o for o in garbage if isinstance(o, Strip)]
     assert len(garbage) < 1000, f"{len(garbage)} unreachable objects after 10 polls"
 
@@ -820,22 +817,19 @@ async def test_the_poll_thread_runs_the_collector_on_its_schedule(
     trims: list[bool] = []
     monkeypatch.setattr(app_module, "trim_heap", lambda: trims.append(True) or True)
     app = busy_app()
-    was_enabled = gc.isenabled()
-    gc.disable()
     gc.callbacks.append(seen)
-    try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            app.young_collection_seconds = app.full_collection_seconds = 3600.0
-            await step(pilot, 3)
-            assert runs == [] and trims == []
-            app.young_collection_seconds = 0.0  # before every poll
-            await step(pilot, 3)
-            assert len(runs) >= 3 and set(runs) == {1} and trims == []
-            app.full_collection_seconds = 0.0
-            runs.clear()
-            await step(pilot, 3)
-            assert len(runs) >= 3 and set(runs) == {2} and len(trims) == len(runs)
-    finally:
-        gc.callbacks.remove(seen)
-        if was_enabled:
-            gc.enable()
+    with collector_off():
+        try:
+            async with app.run_test(size=(120, 40)) as pilot:
+                app.young_collection_seconds = app.full_collection_seconds = 3600.0
+                await step(pilot, 3)
+                assert runs == [] and trims == []
+                app.young_collection_seconds = 0.0  # before every poll
+                await step(pilot, 3)
+                assert len(runs) >= 3 and set(runs) == {1} and trims == []
+                app.full_collection_seconds = 0.0
+                runs.clear()
+                await step(pilot, 3)
+                assert len(runs) >= 3 and set(runs) == {2} and len(trims) == len(runs)
+        finally:
+            gc.callbacks.remove(seen)

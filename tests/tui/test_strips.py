@@ -10,6 +10,8 @@ from textual.strip import Strip
 
 from tcpwatch.tui import strips
 
+from .helpers import collector_off
+
 
 def _line() -> Strip:
     return Strip([Segment("LISTEN ", Style(bold=True)), Segment("0.0.0.0:22")])
@@ -17,9 +19,7 @@ def _line() -> Strip:
 
 def test_a_line_cut_or_cropped_to_itself_is_itself_and_not_a_cycle() -> None:
     strips.install()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         gc.collect()
         for _ in range(100):
             line = _line()
@@ -28,9 +28,6 @@ def test_a_line_cut_or_cropped_to_itself_is_itself_and_not_a_cycle() -> None:
             assert line.crop_extend(0, line.cell_length, None) is line
         del line
         assert gc.collect() == 0
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def test_other_cuts_and_crops_are_as_textual_makes_them() -> None:
