@@ -564,7 +564,7 @@ def _around(
     listening = record.state is TcpState.LISTEN
     closing_wait = record.state is TcpState.CLOSE_WAIT
     owner = _leak_owner(conn)
-    oldest_age = -1.0
+    oldest_age, oldest_id = -1.0, ""
     first, last = host.ip_local_port_range
     lingering_s = thresholds.tags.lingering_s
     me = conn.id
@@ -602,8 +602,9 @@ def _around(
                 age, _exact = _state_age(other, now)
                 if age >= lingering_s:
                     around.leaked_with += 1
-                    if age > oldest_age:
-                        oldest_age, around.oldest_leaked = age, other
+                    # Ties go to the smaller id: the answer must not hang on the order.
+                    if age > oldest_age or (age == oldest_age and other.id < oldest_id):
+                        oldest_age, oldest_id, around.oldest_leaked = age, other.id, other
             remote = o.remote
             if remote.port != dest_port or remote.address != dest_address:
                 continue

@@ -505,6 +505,7 @@ class TcpwatchApp(App[int]):
             build_page,
             conn,
             view,
+            nearby=self.model.nearby,
             latest=None,
             host=self.host_settings,
             lang=self.lang,
@@ -530,7 +531,9 @@ class TcpwatchApp(App[int]):
             return
         screen = self._drill_screen
         if screen is None:
-            screen = DrillScreen(page, host=self.host_settings, lang=self.lang)
+            screen = DrillScreen(
+                page, nearby=self.model.nearby, host=self.host_settings, lang=self.lang
+            )
             self.install_screen(screen, DRILL_SCREEN)
             self._drill_screen = screen
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -160,22 +160,23 @@ def drill_body(
     conn: Connection,
     view: TableView,
     *,
+    others: Sequence[Connection],
     latest: SocketRecord | None,
     host: HostSettings,
     lang: str,
     width: int,
 ) -> RenderableType:
-    """Everything the drill-down shows, as Rich renderables built from Text (never markup)."""
+    """Everything the drill-down shows, as Rich renderables built from Text (never markup).
+
+    `others`: the connections of `view` the explanation looks at (`ViewModel.nearby`, or
+    all of them)."""
     now = view.now
     record = latest or conn.record
     elapsed = now - view.seen.get(conn.id, now) if latest is None else 0.0
-    connections = view.connections.values()
-    peer = find_peer(conn, connections)
+    peer = find_peer(conn, others)
     parts: list[RenderableType] = [drill_title(conn, record, now)]
 
-    explanation = explain(
-        conn, host=host, peer=peer, lang=lang, now=now, others=view.connections.values()
-    )
+    explanation = explain(conn, host=host, peer=peer, lang=lang, now=now, others=others)
     parts.append(_section(printable(explanation.title)))
     parts.append(_kv_block("What it means", explanation.meaning))
     parts.append(_kv_block("How it got here", explanation.how_it_got_here))
@@ -200,7 +201,7 @@ def drill_body(
         parts.append(notes)
 
     if record.state is TcpState.LISTEN:
-        parts.extend(_listener_parts(conn, record, view))
+        parts.extend(_listener_parts(conn, record, others))
 
     states, inferred = explanation.path, explanation.inferred
     parts.append(_section("State machine (this connection's path)"))
@@ -277,8 +278,10 @@ def _kv_block(title: str, body: str) -> Text:
     return out
 
 
-def _listener_parts(conn: Connection, record: SocketRecord, view: TableView) -> list[Text]:
-    accepted, syn_recv = listener_members(conn, view.connections.values())
+def _listener_parts(
+    conn: Connection, record: SocketRecord, others: Sequence[Connection]
+) -> list[Text]:
+    accepted, syn_recv = listener_members(conn, others)
     parts: list[Text] = []
     backlog = max(record.send_q, 1)
     filled = min(20, record.recv_q * 20 // backlog)
@@ -327,10 +330,15 @@ def page_width(screen_width: int) -> int:
     return max(MIN_PAGE_WIDTH, (screen_width or 80) - PageView.GUTTER)
 
 
+# The connections of a view that the explanation of one of them looks at.
+Nearby = Callable[[Connection, TableView], Sequence[Connection]]
+
+
 def build_page(
     conn: Connection,
     view: TableView,
     *,
+    nearby: Nearby,
     latest: SocketRecord | None,
     host: HostSettings,
     lang: str,
@@ -338,9 +346,10 @@ def build_page(
 ) -> Followed:
     """The page of `conn` (its newest version in `view`) built and painted. Pure: called
     in the polling thread for each new poll and, over SYNC_LIMIT connections, in a worker
-    for the first page; the explanation looks at the whole view, painting costs more."""
+    for the first page; `nearby` finds the few connections the explanation looks at."""
     conn = view.connections.get(conn.id, conn)
-    body = drill_body(conn, view, latest=latest, host=host, lang=lang, width=width)
+    others = nearby(conn, view)
+    body = drill_body(conn, view, others=others, latest=latest, host=host, lang=lang, width=width)
     return Followed(conn, view, body, paint(body, width), width)
 
 
@@ -360,10 +369,11 @@ class DrillScreen(Screen[None]):
         Binding("question_mark", "app.help", "Help"),
     ]
 
-    def __init__(self, page: Followed, *, host: HostSettings, lang: str) -> None:
+    def __init__(self, page: Followed, *, nearby: Nearby, host: HostSettings, lang: str) -> None:
         super().__init__()
         self._page = page  # what is shown: the connection, its view, the page and its lines
         self._width = page.width  # what pages are painted for: the page's content width
+        self._nearby = nearby
         self._host = host
         self._lang = lang
 
@@ -394,7 +404,13 @@ class DrillScreen(Screen[None]):
     def prepare(self, view: TableView, latest: SocketRecord | None) -> Followed:
         """The page for a new poll, built in the polling thread."""
         return build_page(
-            self.conn, view, latest=latest, host=self._host, lang=self._lang, width=self._width
+            self.conn,
+            view,
+            nearby=self._nearby,
+            latest=latest,
+            host=self._host,
+            lang=self._lang,
+            width=self._width,
         )
 
     def follow(self, page: Followed) -> None:

@@ -27,6 +27,7 @@ from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import LIFECYCLE_ORDER, TcpState
 from tcpwatch.tcp.tags import Tag
 from tcpwatch.textsafe import printable
+from tcpwatch.tracker.neighbours import Neighbours
 
 FLASH_SECONDS = 2.0  # how long a new or changed row stays highlighted
 GONE_SECONDS = 5.0  # how long a gone row stays on screen, in red
@@ -212,6 +213,10 @@ class ViewModel:
         lang: str = "en",
     ) -> None:
         self._lock = threading.Lock()
+        # The index has its own lock, held only while it changes: a drill-down's worker
+        # asks it during a poll without waiting for the poll's whole `apply`.
+        self._near = Neighbours()
+        self._near_lock = threading.Lock()
         self._settings = settings or ViewSettings()
         self._host = host or HostSettings()
         self._lang = lang
@@ -251,6 +256,11 @@ class ViewModel:
                 touched = [cid for cid, conn in conns.items() if prev.get(cid) is not conn]
                 removed = prev.keys() - conns.keys()
             self._poll = delta.poll
+            with self._near_lock:
+                for cid in removed:
+                    self._near.remove(prev[cid])
+                for cid in touched:
+                    self._near.add(conns[cid])
             expired = [cid for cid, leave in self._gone.items() if leave < now]
             # Only touched, removed and expired rows can have moved or left: they come out
             # of the order while their keys are still the ones it was sorted by.
@@ -323,6 +333,14 @@ class ViewModel:
     @property
     def view(self) -> TableView:
         return self._view
+
+    def nearby(self, conn: Connection, view: TableView) -> list[Connection]:
+        """The connections of `view` (this model's, maybe a poll old) that an explanation
+        of `conn` looks at: what `explain` finds among them is what it finds among all."""
+        with self._near_lock:
+            ids = self._near.around(conn)
+        conns = view.connections
+        return [other for cid in ids if (other := conns.get(cid)) is not None]
 
     # -- internals (called with the lock held) ----------------------------------------
 

@@ -224,7 +224,13 @@ async def test_drill_down_built_in_a_thread_does_not_cover_the_help(
         conn = app.table.selected
         assert conn is not None
         page = drill_module.build_page(
-            conn, app.view, latest=None, host=app.host_settings, lang="en", width=100
+            conn,
+            app.view,
+            nearby=app.model.nearby,
+            latest=None,
+            host=app.host_settings,
+            lang="en",
+            width=100,
         )
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
