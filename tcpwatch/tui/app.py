@@ -19,7 +19,7 @@ from functools import partial
 from typing import ClassVar, Protocol
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -103,6 +103,24 @@ class RecordingEnded(Message):
 # garbage that lived long first: Textual's layouts after filter edits, a few KiB each).
 YOUNG_COLLECTION_SECONDS = 30.0
 FULL_COLLECTION_SECONDS = 3600.0
+# A due collection waits for this long without a key, a click or a scroll: someone typing a
+# filter or paging through an explanation is not the one to keep waiting.
+QUIET_SECONDS = 2.0
+USER_INPUT = (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
+
+
+def collection_due(
+    now: float, *, young_at: float, full_at: float, last_input: float, young_s: float, full_s: float
+) -> int | None:
+    """Which collection the poll thread runs now (monotonic times): 2 (everything), 1 (the
+    young generations) or None. One that is due waits for a quiet moment, but never longer
+    than its own period again."""
+    quiet = now - last_input >= QUIET_SECONDS
+    for generation, since, period in ((2, full_at, full_s), (1, young_at, young_s)):
+        waited = now - since
+        if waited >= period and (quiet or waited >= 2 * period):
+            return generation
+    return None
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -198,6 +216,7 @@ class TcpwatchApp(App[int]):
         self._stopping = False
         self.young_collection_seconds = YOUNG_COLLECTION_SECONDS
         self.full_collection_seconds = FULL_COLLECTION_SECONDS
+        self._last_input = float("-inf")  # monotonic time of the last key, click or scroll
         self._drill: DrillScreen | None = None  # the open drill-down, followed by each poll
         self._drill_screen: DrillScreen | None = None  # made at the first, kept for the next
         self._finding_shown = ""  # title of the finding `f` filtered to last
@@ -229,6 +248,12 @@ class TcpwatchApp(App[int]):
         self._show_status()
         self._poll_loop()
 
+    async def on_event(self, event: events.Event) -> None:
+        # Read by the poll thread (a float, replaced whole): collections wait for a pause.
+        if isinstance(event, USER_INPUT):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
     def on_unmount(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -254,11 +279,19 @@ class TcpwatchApp(App[int]):
         try:
             while not (worker.is_cancelled or self._stopping):
                 now = time.monotonic()
-                if now - full_at >= self.full_collection_seconds:
+                due = collection_due(
+                    now,
+                    young_at=young_at,
+                    full_at=full_at,
+                    last_input=self._last_input,
+                    young_s=self.young_collection_seconds,
+                    full_s=self.full_collection_seconds,
+                )
+                if due == 2:
                     gc.collect()
                     trim_heap()
                     young_at = full_at = now
-                elif now - young_at >= self.young_collection_seconds:
+                elif due == 1:
                     gc.collect(1)
                     young_at = now
                 if self.paused and not self._step:

@@ -9,10 +9,12 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.strip import Strip
 
 from tcpwatch.model import Connection, Snapshot
@@ -839,3 +841,71 @@ async def test_the_poll_thread_runs_the_collector_on_its_schedule(
                 assert len(runs) >= 3 and set(runs) == {2} and len(trims) == len(runs)
         finally:
             gc.callbacks.remove(seen)
+
+
+@pytest.mark.parametrize(
+    ("young_waited", "full_waited", "since_input", "due"),
+    [
+        (10.0, 10.0, 60.0, None),  # nothing due
+        (30.0, 10.0, 60.0, 1),  # young due, quiet
+        (30.0, 10.0, 0.5, None),  # young due, someone typing: it waits
+        (59.0, 10.0, 0.5, None),
+        (60.0, 10.0, 0.5, 1),  # waited a whole period more: runs anyway
+        (30.0, 3600.0, 60.0, 2),  # everything due: the full run (it covers the young)
+        (30.0, 3600.0, 0.5, None),
+        (60.0, 3600.0, 0.5, 1),  # the young one may not wait longer; the full one may
+        (60.0, 7200.0, 0.5, 2),
+    ],
+)
+def test_a_due_collection_waits_for_a_quiet_moment(
+    young_waited: float, full_waited: float, since_input: float, due: int | None
+) -> None:
+    now = 10_000.0
+    assert (
+        app_module.collection_due(
+            now,
+            young_at=now - young_waited,
+            full_at=now - full_waited,
+            last_input=now - since_input,
+            young_s=30.0,
+            full_s=3600.0,
+        )
+        == due
+    )
+
+
+async def test_keys_clicks_and_scrolls_hold_the_collector_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The poll thread decides with the time of the user's last input."""
+    asked: list[float] = []
+    decide = app_module.collection_due
+
+    def recorded(now: float, **times: float) -> int | None:
+        asked.append(times["last_input"])
+        return decide(now, **times)
+
+    async def poll_untouched() -> None:  # a poll that no key asked for
+        polls = app.polls
+        app.action_step()
+        await until(pilot, lambda: app.polls > polls, "a poll")
+
+    monkeypatch.setattr(app_module, "collection_due", recorded)
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await poll_untouched()
+        await poll_untouched()
+        assert asked[-1] == float("-inf")  # nothing pressed yet
+        # As a terminal sends them: through the app (the pilot's mouse skips that path).
+        where = dict(widget=None, x=5, y=8, delta_x=0, delta_y=0, shift=False, meta=False)
+        for event in (
+            lambda: events.Key("down", None),
+            lambda: events.MouseDown(button=1, ctrl=False, **where),
+            lambda: events.MouseScrollDown(button=0, ctrl=False, **where),
+            lambda: events.MouseScrollUp(button=0, ctrl=False, **where),
+        ):
+            before = time.monotonic()
+            app.post_message(event())
+            await pilot.pause()
+            await poll_untouched()
+            assert asked[-1] >= before
