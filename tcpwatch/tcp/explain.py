@@ -672,8 +672,10 @@ def explain(
     `host` gives the live settings quoted in the text; `peer` is the other end when it is
     on this host too; `now` (wall clock, default the current time) dates ages and timers;
     `others` (any iterable of connections, e.g. the whole current view) lets a listener
-    count its SYN_RECV and accepted connections and lets an outgoing connection see the
-    TIME_WAIT and port use toward its destination. The tags explained are `conn.tags`
+    count its SYN_RECV and accepted connections, a CLOSE_WAIT count its process's other
+    leaks and an outgoing connection see the TIME_WAIT and port use toward its
+    destination; a part of the view gives the same answer if it holds every listener and
+    those candidates (`tcpwatch.tracker.neighbours` finds them). The tags explained are `conn.tags`
     plus what `classify` finds with `thresholds.tags` and the state's age.
     """
     cat = _catalog(lang)
