@@ -293,6 +293,7 @@ class TcpwatchApp(App[int]):
                     young_at = full_at = now
                 elif due == 1:
                     gc.collect(1)
+                    trim_heap()
                     young_at = now
                 if self.paused and not self._step:
                     self._wake.wait(self.young_collection_seconds)
