@@ -97,10 +97,10 @@ class RecordingEnded(Message):
 
 # The monitor turns automatic collection off (see `tcpwatch.commands.interactive`); the poll
 # thread runs the cyclic collector instead, seldom, since each run holds the interpreter
-# (keys wait): over the objects made since the last run this often (about 50 ms at 50k
+# (keys wait): over the objects made since the last run this often (75-100 ms at 50k
 # connections, most of it the current poll's tables of 50k entries, whatever the period),
-# and over everything, then trimming the heap, this often (about 450 ms; for the little
-# garbage that lived long first: Textual's layouts after filter edits, a few KiB each).
+# and over everything this often (about 450 ms; for the little garbage that lived long
+# first: Textual's layouts after filter edits, a few KiB each). Each run then trims the heap.
 YOUNG_COLLECTION_SECONDS = 30.0
 FULL_COLLECTION_SECONDS = 3600.0
 # A due collection waits for this long without a key, a click or a scroll: someone typing a
@@ -287,14 +287,12 @@ class TcpwatchApp(App[int]):
                     young_s=self.young_collection_seconds,
                     full_s=self.full_collection_seconds,
                 )
-                if due == 2:
-                    gc.collect()
-                    trim_heap()
-                    young_at = full_at = now
-                elif due == 1:
-                    gc.collect(1)
+                if due is not None:
+                    gc.collect(due)
                     trim_heap()
                     young_at = now
+                    if due == 2:
+                        full_at = now
                 if self.paused and not self._step:
                     self._wake.wait(self.young_collection_seconds)
                     self._wake.clear()
