@@ -16,8 +16,9 @@ A scenario is Python source run as `ip netns exec NS python -c ...`, so every so
 makes lives in the namespace and all traffic stays on that namespace's loopback. It gets
 these helpers predefined: `report(event, **data)` (one JSON line to the test),
 `command() -> str` (next line from the test, "" at EOF), `keep(*objs)` (keep sockets alive),
-`listener(...)`, `pair(...)`. Synchronisation is by these messages or by polling a
-condition with a deadline (`wait_until`), never by sleeping.
+`listener(...)`, `pair(...)`, `fill(sock)` (send until the windows are full).
+Synchronisation is by these messages or by polling a condition with a deadline
+(`wait_until`), never by sleeping.
 """
 
 from __future__ import annotations
@@ -151,6 +152,14 @@ def listener(family=socket.AF_INET, address="127.0.0.1", port=0, backlog=16, v6o
     s.bind((address, port))
     s.listen(backlog)
     return keep(s)
+def fill(sock, byte=b"y"):
+    # Send until the peer's receive window and this end's send buffer are full.
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.send(byte * 65536)
+    except BlockingIOError:
+        pass
 def pair(lsock, family=socket.AF_INET, address="127.0.0.1", sndbuf=None):
     c = socket.socket(family, socket.SOCK_STREAM)
     if sndbuf:
@@ -390,24 +399,14 @@ for lsock, fam, addr in ((l4_lo, AF4, "127.0.0.1"), (l6_any, AF6, "::1")):
 # FIN_WAIT1: the peer's window is zero, so the FIN waits behind unsent data (persist timer).
 l_small = listener(AF4, "127.0.0.1", 7008, rcvbuf=4096)
 fw_c, fw_a = pair(l_small, sndbuf=4096)
-fw_c.setblocking(False)
-try:
-    while True:
-        fw_c.send(b"y" * 65536)
-except BlockingIOError:
-    pass
+fill(fw_c)
 fw_c.shutdown(socket.SHUT_WR)
 # LAST_ACK: the client half-closed; the server sends into its zero window, then closes.
 l_la = listener(AF4, "127.0.0.1", 7009)
 la_c, la_a = pair(l_la)
 la_c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 la_c.shutdown(socket.SHUT_WR)
-la_a.setblocking(False)
-try:
-    while True:
-        la_a.send(b"z" * 65536)
-except BlockingIOError:
-    pass
+fill(la_a, b"z")
 la_a.shutdown(socket.SHUT_WR)
 # SYN_SENT: a connect whose SYNs are silently dropped inside the namespace.
 syn = keep(socket.socket(AF4, socket.SOCK_STREAM))

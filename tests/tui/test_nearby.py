@@ -89,14 +89,8 @@ for _ in range(2):
     leaks.append(a)
 report("ready")
 command()
-closing = leaks[0]
-closing.setblocking(False)
-try:
-    while True:
-        closing.send(b"z" * 65536)
-except BlockingIOError:
-    pass
-closing.shutdown(socket.SHUT_WR)
+fill(leaks[0])
+leaks[0].shutdown(socket.SHUT_WR)
 report("closed")
 command()
 """
