@@ -104,8 +104,9 @@ class RecordingEnded(Message):
 YOUNG_COLLECTION_SECONDS = 30.0
 FULL_COLLECTION_SECONDS = 3600.0
 # A due collection waits for this long without a key, a click or a scroll: someone typing a
-# filter or paging through an explanation is not the one to keep waiting.
-QUIET_SECONDS = 2.0
+# filter or paging through an explanation is not the one to keep waiting. The full run holds
+# the interpreter five times longer, so it waits for the user to have stepped away.
+QUIET_SECONDS = {1: 2.0, 2: 30.0}
 USER_INPUT = (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
 
 
@@ -113,12 +114,12 @@ def collection_due(
     now: float, *, young_at: float, full_at: float, last_input: float, young_s: float, full_s: float
 ) -> int | None:
     """Which collection the poll thread runs now (monotonic times): 2 (everything), 1 (the
-    young generations) or None. One that is due waits for a quiet moment, but never longer
-    than its own period again."""
-    quiet = now - last_input >= QUIET_SECONDS
+    young generations) or None. One that is due waits for a quiet moment (its own length of
+    one), but never longer than its own period again."""
+    idle = now - last_input
     for generation, since, period in ((2, full_at, full_s), (1, young_at, young_s)):
         waited = now - since
-        if waited >= period and (quiet or waited >= 2 * period):
+        if waited >= period and (idle >= QUIET_SECONDS[generation] or waited >= 2 * period):
             return generation
     return None
 

@@ -854,6 +854,8 @@ async def test_the_poll_thread_runs_the_collector_on_its_schedule(
         (60.0, 10.0, 0.5, 1),  # waited a whole period more: runs anyway
         (30.0, 3600.0, 60.0, 2),  # everything due: the full run (it covers the young)
         (30.0, 3600.0, 0.5, None),
+        (30.0, 3600.0, 10.0, 1),  # quiet enough for the young run, not for the full one
+        (30.0, 3600.0, 30.0, 2),
         (60.0, 3600.0, 0.5, 1),  # the young one may not wait longer; the full one may
         (60.0, 7200.0, 0.5, 2),
     ],
