@@ -44,7 +44,7 @@ def run(options: argparse.Namespace, *, replay: bool) -> int:
         host = read_host_settings(options.netns)
 
     from tcpwatch.tcp.explain import pick_language
-    from tcpwatch.tui.app import TcpwatchApp
+    from tcpwatch.tui.app import TcpwatchApp, map_large_tables
 
     app = TcpwatchApp(
         lambda: source,
@@ -65,6 +65,7 @@ def run(options: argparse.Namespace, *, replay: bool) -> int:
     # them) and Textual's painted lines no longer do (`tcpwatch.tui.strips`), so the poll
     # thread runs the collector on a schedule instead (see `YOUNG_COLLECTION_SECONDS`).
     gc.disable()
+    map_large_tables()
     app.run()
     if app.failure is not None:
         raise TcpwatchError(app.failure)

@@ -124,14 +124,30 @@ def collection_due(
     return None
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc(name: str) -> Callable[..., int] | None:
     try:
-        return ctypes.CDLL(None).malloc_trim  # glibc
+        return getattr(ctypes.CDLL(None), name)
     except (AttributeError, OSError):
         return None
 
 
-_MALLOC_TRIM = _malloc_trim()
+_MALLOC_TRIM = _glibc("malloc_trim")
+_MALLOPT = _glibc("mallopt")
+_M_MMAP_THRESHOLD = -3
+# Tables of 50k entries (the poll's dicts and lists, 0.4-5 MiB) are above this size.
+MMAP_THRESHOLD_BYTES = 256 * 1024
+
+
+def map_large_tables() -> bool:
+    """Have glibc map every allocation above `MMAP_THRESHOLD_BYTES` on its own and unmap it
+    when freed; False where it cannot.
+
+    By default glibc raises this threshold each time such a block is freed, so after the
+    first poll the big tables came from its heaps, and the holes they left there kept the
+    monitor's resident size climbing over an hour (see `trim_heap`). Mapped, they go back
+    to the system the moment a poll lets go of them.
+    """
+    return _MALLOPT is not None and _MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
 
 
 def trim_heap() -> bool:

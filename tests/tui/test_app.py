@@ -788,6 +788,23 @@ def test_trimming_the_heap_gives_freed_memory_back() -> None:
     assert pinned
 
 
+@pytest.mark.skipif(not app_module.map_large_tables(), reason="no mallopt here (not glibc)")
+def test_large_tables_go_back_to_the_system_when_freed() -> None:
+    """Left to itself, glibc serves blocks of this size from its heaps once one was freed,
+    and keeps them there when freed below a block still in use; mapped, they leave at once."""
+    assert app_module.map_large_tables()
+    freed = b"x" * (4 << 20)  # by default, freeing it raises the threshold to 4 MiB
+    del freed
+    tables, pinned = [], []
+    for _ in range(100):
+        tables.append(b"x" * (1 << 20))  # written: resident
+        pinned.append(b"y" * (64 << 10))  # in use after each, as the poll's records are
+    before = _rss_mib()
+    del tables
+    assert before - _rss_mib() >= 90, "100 MiB were freed"
+    assert pinned
+
+
 async def test_polls_and_repaints_leave_no_cyclic_garbage() -> None:
     """Textual's painted lines held themselves (see `tcpwatch.tui.strips`): every repaint
     left cyclic garbage, hundreds of objects a poll, for the collector to free in long
