@@ -43,8 +43,9 @@ def run(options: argparse.Namespace, *, replay: bool) -> int:
         source = open_poller(source=options.source, netns=options.netns)
         host = read_host_settings(options.netns)
 
+    from tcpwatch.heap import map_large_tables
     from tcpwatch.tcp.explain import pick_language
-    from tcpwatch.tui.app import TcpwatchApp, map_large_tables
+    from tcpwatch.tui.app import TcpwatchApp
 
     app = TcpwatchApp(
         lambda: source,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 from tcpwatch.cli import filter_text
 from tcpwatch.filters import Filter, parse_filter
+from tcpwatch.heap import map_large_tables, trim_heap
 from tcpwatch.model import Event, Snapshot, SourceKind
 from tcpwatch.outputs.events import event_json, human_line
 from tcpwatch.sources.base import SourceError
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 # Automatic garbage collection would walk every poll's 50k fresh records, and now and
 # then every tracked connection, in the middle of a poll. Records and connections hold no
 # reference cycles (reference counting frees them), so while polling the collector is off
-# and a full collection runs between polls on this schedule instead.
+# and a full collection runs between polls on this schedule instead, followed by giving
+# the allocator's free memory back (see `tcpwatch.heap`).
 _FULL_GC_EVERY_S = 60.0
 
 
@@ -90,6 +92,7 @@ def schedule(
     first_recorded: float | None = None
     last_gc = start
     done = 0
+    map_large_tables()
     gc.disable()
     try:
         while not stopper.stopped:
@@ -111,6 +114,7 @@ def schedule(
             now = time.monotonic()
             if now - last_gc >= _FULL_GC_EVERY_S:
                 gc.collect()
+                trim_heap()
                 last_gc = now
             if not paced:
                 continue

@@ -9,7 +9,6 @@ rows. Changing the filter, sort or view rebuilds the model in a second thread wo
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import threading
 import time
@@ -30,6 +29,7 @@ from textual.worker import get_current_worker
 
 from tcpwatch.errors import TcpwatchError
 from tcpwatch.filters import FilterError, parse_filter
+from tcpwatch.heap import trim_heap
 from tcpwatch.model import Snapshot
 from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.tags import DEFAULT_THRESHOLDS, Tag
@@ -122,46 +122,6 @@ def collection_due(
         if waited >= period and (idle >= QUIET_SECONDS[generation] or waited >= 2 * period):
             return generation
     return None
-
-
-def _glibc(name: str) -> Callable[..., int] | None:
-    try:
-        return getattr(ctypes.CDLL(None), name)
-    except (AttributeError, OSError):
-        return None
-
-
-_MALLOC_TRIM = _glibc("malloc_trim")
-_MALLOPT = _glibc("mallopt")
-_M_MMAP_THRESHOLD = -3
-# Tables of 50k entries (the poll's dicts and lists, 0.4-5 MiB) are above this size.
-MMAP_THRESHOLD_BYTES = 256 * 1024
-
-
-def map_large_tables() -> bool:
-    """Have glibc map every allocation above `MMAP_THRESHOLD_BYTES` on its own and unmap it
-    when freed; False where it cannot.
-
-    By default glibc raises this threshold each time such a block is freed, so after the
-    first poll the big tables came from its heaps, and the holes they left there kept the
-    monitor's resident size climbing over an hour (see `trim_heap`). Mapped, they go back
-    to the system the moment a poll lets go of them.
-    """
-    return _MALLOPT is not None and _MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
-
-
-def trim_heap() -> bool:
-    """Give the C allocator's free memory back to the system; False where it cannot.
-
-    Each poll allocates and frees tables and lists of 50k entries; glibc keeps the freed
-    memory in its heaps, where it fragments, and the monitor's resident size would creep
-    up over hours although what it holds does not grow. (ctypes lets go of the
-    interpreter during the call: keys are answered meanwhile.)
-    """
-    if _MALLOC_TRIM is None:
-        return False
-    _MALLOC_TRIM(0)
-    return True
 
 
 class TcpwatchApp(App[int]):

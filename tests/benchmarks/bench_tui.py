@@ -203,15 +203,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"# tcpwatch TUI benchmark ({time.strftime('%Y-%m-%d %H:%M:%S %Z')})")
     hit_path = "C extension" if ACCELERATED else "Python (the C extension was not built)"
     print(f"parser hit path: {hit_path}")
-    with (
-        farm.Namespace() as ns,
-        farm.SocketFarm(
-            ns, holders=args.holders, background=args.background, time_wait_share=0.0
-        ) as sock_farm,
-    ):
-        sock_farm.grow_to(args.sockets)
-        counts = sock_farm.count()
-        print(f"namespace {ns.name}: {sum(counts.values())} sockets {dict(sorted(counts.items()))}")
+    ready = farm.churn_ready(args.sockets, holders=args.holders, background=args.background)
+    with ready as (ns, sock_farm):
         print(f"for scale, one `ss -tanp` here: {ss_tanp_seconds(ns) * 1000:.0f} ms (median of 5)")
         proc, master = start_tui(ns, args.interval)
         screen = Screen(master)

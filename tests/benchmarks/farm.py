@@ -560,6 +560,22 @@ class SocketFarm:
         self._sleepers = []
 
 
+@contextlib.contextmanager
+def churn_ready(
+    sockets: int, *, holders: int, background: int
+) -> Iterator[tuple[Namespace, SocketFarm]]:
+    """A namespace grown to `sockets`, with no TIME_WAIT made up front (churn makes its own),
+    its composition printed; everything removed on the way out."""
+    with (
+        Namespace() as ns,
+        SocketFarm(ns, holders=holders, background=background, time_wait_share=0.0) as sock_farm,
+    ):
+        sock_farm.grow_to(sockets)
+        counts = sock_farm.count()
+        print(f"namespace {ns.name}: {sum(counts.values())} sockets {dict(sorted(counts.items()))}")
+        yield ns, sock_farm
+
+
 def raise_signals_as_exit() -> None:
     """SIGTERM/SIGHUP/SIGINT unwind as KeyboardInterrupt: namespace and holders are cleaned up."""
 

@@ -771,40 +771,6 @@ async def test_the_key_bar_shows_each_screen_s_keys_and_a_click_runs_one() -> No
         await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back by a click")
 
 
-def _rss_mib() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
-
-
-@pytest.mark.skipif(not app_module.trim_heap(), reason="no malloc_trim here (not glibc)")
-def test_trimming_the_heap_gives_freed_memory_back() -> None:
-    """Memory freed below a block still in use stays with the allocator until trimmed."""
-    blocks = [bytes(1000) for _ in range(100_000)]
-    pinned = bytes(1000)
-    del blocks
-    before = _rss_mib()
-    assert app_module.trim_heap()
-    assert before - _rss_mib() >= 50, "about 100 MiB were freed"
-    assert pinned
-
-
-@pytest.mark.skipif(not app_module.map_large_tables(), reason="no mallopt here (not glibc)")
-def test_large_tables_go_back_to_the_system_when_freed() -> None:
-    """Left to itself, glibc serves blocks of this size from its heaps once one was freed,
-    and keeps them there when freed below a block still in use; mapped, they leave at once."""
-    assert app_module.map_large_tables()
-    freed = b"x" * (4 << 20)  # by default, freeing it raises the threshold to 4 MiB
-    del freed
-    tables, pinned = [], []
-    for _ in range(100):
-        tables.append(b"x" * (1 << 20))  # written: resident
-        pinned.append(b"y" * (64 << 10))  # in use after each, as the poll's records are
-    before = _rss_mib()
-    del tables
-    assert before - _rss_mib() >= 90, "100 MiB were freed"
-    assert pinned
-
-
 async def test_polls_and_repaints_leave_no_cyclic_garbage() -> None:
     """Textual's painted lines held themselves (see `tcpwatch.tui.strips`): every repaint
     left cyclic garbage, hundreds of objects a poll, for the collector to free in long
