@@ -19,6 +19,7 @@ from tcpwatch.model import (
     Transition,
 )
 from tcpwatch.sources.netlink import NetlinkSource
+from tcpwatch.sources.poller import open_poller
 from tcpwatch.sources.sysctl import read_host_settings
 from tcpwatch.tcp.explain import (
     CATALOGS,
@@ -38,14 +39,17 @@ from tcpwatch.tcp.explain import (
 )
 from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import TcpState as S
-from tcpwatch.tcp.tags import Tag, TagThresholds
+from tcpwatch.tcp.tags import Tag, TagThresholds, classify
+from tcpwatch.tracker import Tracker
 from tests.netns import (
+    SsSocket,
     add_silent_route,
     private_netns,
     requires_root,
     run_ip,
     run_scenario,
     set_sysctl,
+    ss,
     wait_until,
 )
 from tests.records import record
@@ -367,6 +371,74 @@ def test_a_leaking_connection_counts_the_leak_of_its_whole_process() -> None:
     assert "1 connection(s)" in d.cause and "40 s" in d.cause, d.cause
 
 
+def _queue(*, abandoned_ages: tuple[float, ...], waiting: int = 0, accepted: int = 0):
+    """A listener on *:8080 (java) with children: some their clients closed in the accept
+    queue (CLOSE_WAIT, inode 0), some still waiting (ESTABLISHED, inode 0), some accepted."""
+    lst = conn(rec(S.LISTEN, local=("0.0.0.0", 8080), remote=("0.0.0.0", 0), send_q=128))
+    ports = iter(range(50000, 60000))
+
+    def child(state: S, *, inode: int, age: float, recv_q: int = 0) -> Connection:
+        r = rec(state, remote=("127.0.0.1", next(ports)), inode=inode, recv_q=recv_q)
+        return replace(conn(r, age=age, process=JAVA if inode else None), tags=classify(r))
+
+    closed = [child(S.CLOSE_WAIT, inode=0, age=a, recv_q=1) for a in abandoned_ages]
+    queued = [child(S.ESTABLISHED, inode=0, age=12) for _ in range(waiting)]
+    taken = [child(S.ESTABLISHED, inode=500 + i, age=12) for i in range(accepted)]
+    return lst, closed, queued, taken
+
+
+def test_a_close_wait_in_the_accept_queue_is_abandoned_not_leaked() -> None:
+    """Its client closed it before the application accepted it: no process holds it, so
+    it is no leak; the listener's process accepts too slowly."""
+    th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
+    lst, closed, queued, taken = _queue(abandoned_ages=(95, 40, 5), waiting=2, accepted=1)
+    everyone = [lst, *closed, *queued, *taken]
+    e = explain(closed[1], host=HOST, now=NOW, others=everyone, thresholds=th)
+    assert codes(e) == {"abandoned_in_accept_queue"}
+    d = e.diagnoses[0]
+    assert d.title == "2 connection(s) abandoned in the accept queue of 0.0.0.0:8080", d.title
+    assert "java (pid 4242)" in d.cause and "1 min 35 s" in d.cause, d.cause
+    assert d.severity is Severity.PROBLEM
+    assert any(n.startswith("unaccepted:") for n in e.notes)
+    # Without the listener in view it still says what happened, without naming a process.
+    alone = explain(closed[1], host=HOST, now=NOW, thresholds=th)
+    (d,) = alone.diagnoses
+    assert "1 connection(s)" in d.title and "the listening application" in d.cause
+    # Too young: nothing yet (a client may close just before a fast accept()).
+    assert codes(explain(closed[2], host=HOST, now=NOW, others=everyone, thresholds=th)) == set()
+    # Waiting, not closed: the explanation says so, and no process is blamed.
+    w = explain(queued[0], host=HOST, now=NOW, others=everyone, thresholds=th)
+    assert codes(w) == set() and any(n.startswith("unaccepted:") for n in w.notes)
+
+
+def test_a_listener_tells_its_accept_queue_apart_from_what_it_accepted() -> None:
+    th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
+    lst, closed, queued, taken = _queue(abandoned_ages=(95, 40, 5), waiting=2, accepted=4)
+    e = explain(lst, host=HOST, now=NOW, others=[lst, *closed, *queued, *taken], thresholds=th)
+    text = " ".join(e.notes)
+    assert "4 established connection(s) the application has accepted" in text, text
+    assert "5 waiting in the accept queue" in text, text  # 2 ESTABLISHED + 3 CLOSE_WAIT
+    (d,) = [d for d in e.diagnoses if d.code == "abandoned_in_accept_queue"]
+    assert d.title.startswith("2 connection(s)") and "java (pid 4242)" in d.cause
+
+
+def test_population_counts_abandoned_children_per_listener_and_no_leak() -> None:
+    th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
+    lst, closed, queued, taken = _queue(abandoned_ages=(95, 40, 5), waiting=2, accepted=1)
+    leaked = conn(rec(S.CLOSE_WAIT, remote=("127.0.0.1", 61000), recv_q=1), age=50)
+    everyone = [lst, *closed, *queued, *taken, leaked]
+    found = diagnose_population(everyone, HOST, now=NOW, thresholds=th)
+    assert sorted(d.code for d in found) == ["abandoned_in_accept_queue", "close_wait_leak"]
+    (abandoned,) = [d for d in found if d.code == "abandoned_in_accept_queue"]
+    assert abandoned.title.startswith("2 connection(s)") and "1 min 35 s" in abandoned.cause
+    # `f` shows what waits in that listener's queue: the closed and the waiting ones.
+    assert shown_by(abandoned, everyone) == [*closed, *queued]
+    (leak,) = [d for d in found if d.code == "close_wait_leak"]
+    assert leak.title == "1 CLOSE_WAIT leaked by java (pid 4242)", leak.title
+    zh = diagnose_population(everyone, HOST, "zh", now=NOW, thresholds=th)
+    assert any("全连接队列" in d.title for d in zh)
+
+
 def test_syn_sent_stuck() -> None:
     stuck = conn(rec(S.SYN_SENT, timer=Timer(TimerName.RETRANSMIT, 2000, 1)), age=1)
     assert codes(explain(stuck, host=HOST, now=NOW)) == {"syn_sent_stuck"}
@@ -636,6 +708,89 @@ def test_explanations_match_a_real_namespace() -> None:
 
     syn_sent = explain(_kernel_conn(by_state[S.SYN_SENT], now), host=host, now=now)
     assert codes(syn_sent) == {"syn_sent_stuck"}
+
+
+ACCEPT_QUEUE_SCENARIO = r"""
+l = listener(address="127.0.0.1", backlog=8)
+port = l.getsockname()[1]
+waiting = [keep(socket.create_connection(("127.0.0.1", port))) for _ in range(2)]
+gave_up = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+gave_up_ports = [c.getsockname()[1] for c in gave_up]
+for c in gave_up:
+    c.close()
+report("ready", port=port, waiting=[c.getsockname()[1] for c in waiting], gave_up=gave_up_ports)
+command()
+a, peer = l.accept()
+keep(a)
+report("accepted", peer=peer[1])
+command()
+"""
+
+
+@requires_root
+def test_connections_in_a_real_accept_queue() -> None:
+    """A listener that does not accept: the kernel's own count of its queue, ss and
+    tcpwatch agree on which connections wait there; those their clients closed are
+    abandoned, not leaked; one accept() gives the first its owner."""
+    th = DiagnosisThresholds(tags=TagThresholds(lingering_s=0))
+    with private_netns() as ns, run_scenario(ns, ACCEPT_QUEUE_SCENARIO) as scenario:
+        info = scenario.expect("ready")
+        port = info["port"]
+
+        def server_side(rows: list[SsSocket]) -> dict[int, SsSocket]:
+            return {r.remote[1]: r for r in rows if r.local[1] == port and r.state != "LISTEN"}
+
+        def settled() -> list[SsSocket] | None:
+            rows = ss(ns)
+            states = {p: r.state for p, r in server_side(rows).items()}
+            want = {p: "ESTABLISHED" for p in info["waiting"]}
+            want.update({p: "CLOSE_WAIT" for p in info["gave_up"]})
+            return rows if states == want else None
+
+        rows = wait_until(settled, what="the queued connections in ss")
+        (listen,) = [r for r in rows if r.state == "LISTEN"]
+        assert listen.recv_q == 5  # the kernel's accept queue
+        assert all(r.inode == 0 for r in server_side(rows).values())
+
+        poller = open_poller(netns=ns)
+        tracker = Tracker()
+        try:
+            view = tracker.update(poller.poll()).connections.values()
+            mine = {c.record.remote.port: c for c in view if c.record.local.port == port}
+            queued = {p for p, c in mine.items() if Tag.UNACCEPTED in c.tags}
+            assert queued == set(info["waiting"]) | set(info["gave_up"])
+            assert all(mine[p].process is None for p in queued)
+            found = diagnose_population(view, HOST, thresholds=th)
+            assert [d.code for d in found] == ["abandoned_in_accept_queue"], found
+            assert found[0].title == (
+                f"3 connection(s) abandoned in the accept queue of 127.0.0.1:{port}"
+            )
+            assert f"(pid {scenario.pid})" in found[0].cause
+            shown = parse_filter(found[0].shows)
+            assert {c.record.remote.port for c in view if shown.matches(c)} == queued
+            listener_text = explain(
+                next(c for c in view if c.record.state is S.LISTEN), host=HOST, others=view
+            )
+            assert any("5 waiting in the accept queue" in n for n in listener_text.notes)
+
+            scenario.send("accept")
+            first = scenario.expect("accepted")["peer"]
+            assert first == info["waiting"][0]  # the queue is first in, first out
+
+            def owned() -> Connection | None:
+                view = tracker.update(poller.poll()).connections
+                taken = next(
+                    c
+                    for c in view.values()
+                    if c.record.local.port == port and c.record.remote.port == first
+                )
+                return taken if taken.process is not None else None
+
+            taken = wait_until(owned, what="the accepted connection's owner")
+            assert taken.process.pid == scenario.pid
+            assert Tag.UNACCEPTED not in taken.tags
+        finally:
+            poller.close()
 
 
 def test_a_former_owner_is_named_as_such_and_a_leak_names_the_current_owner() -> None:

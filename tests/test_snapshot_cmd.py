@@ -54,7 +54,7 @@ STATES = {
     "LISTEN",
     "CLOSING",
 }
-TAGS = {"listener", "half_open", "half_closed", "lingering", "orphan"}
+TAGS = {"listener", "half_open", "half_closed", "lingering", "orphan", "unaccepted"}
 
 # The zoo plus a process whose name is an escape sequence wrapped in Rich markup.
 HOSTILE_NAME = "[bold]x\x1b[2J"
@@ -164,6 +164,20 @@ def test_json_matches_contract_and_ss(zoo: tuple[str, Scenario, Scenario]) -> No
             assert "lingering" in item["tags"] or item["tags"] == [], key
         if row.state == "LISTEN":
             assert item["recv_q"] == row.recv_q and item["send_q"] == row.send_q, key
+        # Not accepted yet: no file, so inode 0, in a state only close() would end.
+        waiting = row.inode == 0 and row.state in ("ESTABLISHED", "CLOSE_WAIT")
+        assert ("unaccepted" in item["tags"]) == waiting, key
+    # Each listener's accept queue (its Recv-Q, as the kernel counts it) is exactly the
+    # connections tagged unaccepted on its port (the zoo's listeners are one per port).
+    for row in after:
+        if row.state == "LISTEN":
+            queued = [
+                item
+                for item in connections
+                if item["local"]["port"] == row.local[1] and "unaccepted" in item["tags"]
+            ]
+            assert len(queued) == row.recv_q, row
+    assert any("unaccepted" in item["tags"] for item in connections)  # the zoo's port 7006
     assert {"LISTEN", "ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT", "FIN_WAIT2"} <= set(states)
 
 

@@ -13,6 +13,7 @@ from tcpwatch.tcp.tags import (
     Tag,
     TagThresholds,
     accept_queue_pressure,
+    awaiting_accept,
     classify,
     dead_peer_evidence,
 )
@@ -90,6 +91,29 @@ def test_orphan_is_a_closing_state_with_no_inode() -> None:
         Tag.LINGERING,
         Tag.ORPHAN,
     }
+
+
+def test_unaccepted_is_established_or_close_wait_with_no_inode() -> None:
+    """Before accept() a child has no file, so inode 0; a process that held it could leave
+    ESTABLISHED and CLOSE_WAIT only by closing it (FIN_WAIT1, LAST_ACK)."""
+    healthy = tcp_info_bytes()
+    for state in (S.ESTABLISHED, S.CLOSE_WAIT):
+        assert awaiting_accept(record(state, inode=0))
+        assert not awaiting_accept(record(state, inode=99))
+        assert Tag.UNACCEPTED in classify(record(state, inode=0))
+        assert Tag.UNACCEPTED in classify(record(state, inode=0, raw=healthy))
+        assert Tag.UNACCEPTED not in classify(record(state, inode=99, raw=healthy))
+    for state in (S.SYN_RECV, S.TIME_WAIT, S.FIN_WAIT1, S.FIN_WAIT2, S.LAST_ACK, S.CLOSING):
+        assert not awaiting_accept(record(state, inode=0))
+        assert Tag.UNACCEPTED not in classify(record(state, inode=0))
+    assert classify(record(S.CLOSE_WAIT, inode=0), state_age_s=60) == {
+        Tag.HALF_CLOSED,
+        Tag.LINGERING,
+        Tag.UNACCEPTED,
+    }
+    # A peer gone dead while the connection waits for accept(): both tags.
+    dying = record(S.ESTABLISHED, inode=0, raw=tcp_info_bytes(retransmits=3, backoff=3, unacked=1))
+    assert classify(dying) == {Tag.HALF_OPEN, Tag.UNACCEPTED}
 
 
 def test_dead_peer_from_tcp_info() -> None:

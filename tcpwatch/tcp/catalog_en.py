@@ -14,6 +14,8 @@ TEXT: dict[str, str] = {
     "age.at_least": "at least {age}",
     "unknown_process": "an unknown process (run as root to see every owner)",
     "no_process": "no process (the application has already closed it)",
+    "awaiting_accept_process": "no process yet (it waits in the accept queue for accept())",
+    "listening_process": "the listening application",
     "process": "{name} (pid {pid})",
     "former_process": "no process now, formerly {name} (pid {pid})",
     # How it got here: one phrase per edge, built from the ladder rows.
@@ -197,6 +199,11 @@ TEXT: dict[str, str] = {
         "orphan: no process holds this closing socket any more; the kernel finishes the "
         "close alone."
     ),
+    "tag.unaccepted": (
+        "unaccepted: the kernel completed the handshake by itself and the connection waits "
+        "in its listener's accept queue; no process holds it until the application calls "
+        "accept(). In CLOSE_WAIT its client has already closed it while it waited."
+    ),
     # tcpdump's flags, as the ladder and "how it got here" show them.
     "flag.S": "[S] SYN: asks to open a connection and carries this end's initial sequence number",
     "flag.S.": "[S.] SYN+ACK: accepts the SYN (acknowledges it) and sends the answering SYN",
@@ -292,8 +299,9 @@ TEXT: dict[str, str] = {
         "capped by somaxconn = {somaxconn}."
     ),
     "note.listener.children": (
-        "On this port now: {syn_recv} handshake(s) in progress (SYN_RECV) and {accepted} "
-        "established connection(s)."
+        "On this port now: {syn_recv} handshake(s) in progress (SYN_RECV), {accepted} "
+        "established connection(s) the application has accepted, and {unaccepted} "
+        "waiting in the accept queue for accept()."
     ),
     "note.keepalive": (
         "Keepalive: after {ka_time} s without traffic a probe ([.] with an old sequence "
@@ -321,6 +329,22 @@ TEXT: dict[str, str] = {
     ),
     "note.peer": "The other end is on this host too: {peer_state}, held by {peer_process}.",
     # Diagnoses.
+    "diag.abandoned_in_accept_queue.title": (
+        "{count} connection(s) abandoned in the accept queue of {listener}"
+    ),
+    "diag.abandoned_in_accept_queue.cause": (
+        "Their clients closed them ([F.] arrived, so the kernel moved them to CLOSE_WAIT) "
+        "while they still waited for {process} to call accept(); the oldest has waited "
+        "{age}. The application accepts too slowly or has stopped accepting: these "
+        "clients have given up, and accept() will hand it connections already closed by "
+        "the other end. This is not a CLOSE_WAIT leak: no process holds them yet."
+    ),
+    "diag.abandoned_in_accept_queue.fix": (
+        "Find what holds up the accept loop: a blocked or busy thread, a full worker "
+        "pool, slow work done before accept(). Once accepted, such a connection reads "
+        "end-of-file at once and should simply be closed. A larger backlog only lets more "
+        "clients wait."
+    ),
     "diag.close_wait_leak.title": "{count} CLOSE_WAIT leaked by {process}",
     "diag.close_wait_leak.cause": (
         "{count} connection(s) in CLOSE_WAIT, the oldest for {age}: the peer closed "

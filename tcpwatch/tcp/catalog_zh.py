@@ -13,6 +13,8 @@ TEXT: dict[str, str] = {
     "age.at_least": "至少 {age}",
     "unknown_process": "未知进程（以 root 运行才能看到所有属主）",
     "no_process": "无进程（应用已经关闭了它）",
+    "awaiting_accept_process": "尚无进程（在全连接队列中等待 accept()）",
+    "listening_process": "监听的应用",
     "process": "{name} (pid {pid})",
     "former_process": "现无进程，原属 {name} (pid {pid})",
     "path.sent": "发出 {flags}",
@@ -160,6 +162,11 @@ TEXT: dict[str, str] = {
         "状态超过 {lingering} 秒）。"
     ),
     "tag.orphan": "orphan（孤儿）：已没有进程持有这个正在关闭的套接字，由内核独自完成关闭。",
+    "tag.unaccepted": (
+        "unaccepted（未被接受）：内核已独自完成握手，连接在监听套接字的全连接队列（accept "
+        "队列）中等待；应用调用 accept() 之前没有进程持有它。若处于 CLOSE_WAIT，说明客户端"
+        "在等待期间已经关闭了它。"
+    ),
     "flag.S": "[S] SYN：请求建立连接，并带上本端的初始序号",
     "flag.S.": "[S.] SYN+ACK：确认收到的 SYN，同时发出应答方自己的 SYN",
     "flag..": "[.] ACK：只确认数据或 SYN/FIN，不携带其他内容",
@@ -239,7 +246,8 @@ TEXT: dict[str, str] = {
         "上限为 somaxconn = {somaxconn}。"
     ),
     "note.listener.children": (
-        "此端口当前有 {syn_recv} 个握手进行中（SYN_RECV），{accepted} 个已建立的连接。"
+        "此端口当前有 {syn_recv} 个握手进行中（SYN_RECV），{accepted} 个已被应用 accept 的"
+        "已建立连接，{unaccepted} 个在全连接队列中等待 accept()。"
     ),
     "note.keepalive": (
         "保活：连接静默 {ka_time} 秒后，发出一个探测报文（序号为旧值的 [.]）请对端应答；"
@@ -264,6 +272,20 @@ TEXT: dict[str, str] = {
         "报文都会这样做。"
     ),
     "note.peer": "连接的另一端也在本机：{peer_state}，由 {peer_process} 持有。",
+    "diag.abandoned_in_accept_queue.title": (
+        "{listener} 的全连接队列中有 {count} 个连接已被客户端放弃"
+    ),
+    "diag.abandoned_in_accept_queue.cause": (
+        "这些连接还在等 {process} 调用 accept() 时，客户端就关闭了它们（收到 [F.]，内核把它们"
+        "转入 CLOSE_WAIT）；最早的已等待 {age}。应用接受连接太慢或已停止 accept()：这些客户端"
+        "已经放弃，accept() 交给应用的将是对端已关闭的连接。这不是 CLOSE_WAIT 泄漏：还没有"
+        "进程持有它们。"
+    ),
+    "diag.abandoned_in_accept_queue.fix": (
+        "查明是什么拖住了 accept 循环：线程阻塞或过忙、工作线程池已满、accept() 之前做了耗时"
+        "的事。这样的连接被 accept 后第一次读就会读到流结束，直接关闭即可。调大 backlog 只会"
+        "让更多客户端排队等待。"
+    ),
     "diag.close_wait_leak.title": "{process} 泄漏了 {count} 个 CLOSE_WAIT 连接",
     "diag.close_wait_leak.cause": (
         "有 {count} 个连接处于 CLOSE_WAIT，最早的已持续 {age}：对端已经关闭了它们，"

@@ -13,8 +13,8 @@ Fields a template may use (all are always provided, as text or numbers):
   `ka_give_up`, `syn_retries`, `syn_give_up`, `synack_retries`, `synack_give_up`,
   `max_syn_backlog`, `somaxconn`, `syncookies`, `port_first`, `port_last`, `ports`,
   `tw_reuse`, `tw_len` (2MSL, 60), `abort_on_overflow`, `retries2`, `orphan_retries`;
-- findings: `count`, `destination`, `percent`, `syn_recv`, `accepted`, `peer_state`,
-  `peer_process`, `flags` (the flag legend of the path);
+- findings: `count`, `destination`, `percent`, `syn_recv`, `accepted`, `unaccepted`,
+  `peer_state`, `peer_process`, `flags` (the flag legend of the path);
 - tcp_info (where the kernel gave it): `rtt_ms`, `rto_ms`, `mss`, `cwnd`, `total_retrans`.
 
 Besides explanations, `glossary()` and `flag_meaning()` give the ideas behind the states
@@ -54,6 +54,7 @@ from tcpwatch.tcp.tags import (
     Tag,
     TagThresholds,
     accept_queue_pressure,
+    awaiting_accept,
     classify,
     dead_peer_evidence,
 )
@@ -80,6 +81,7 @@ _CONNECTION_FIELDS: tuple[str, ...] = (
     "percent",
     "syn_recv",
     "accepted",
+    "unaccepted",
     "peer_state",
     "peer_process",
     "flags",
@@ -136,6 +138,7 @@ class Code(enum.Enum):
     SYN_SENT_STUCK = "syn_sent_stuck"
     DEAD_PEER = "dead_peer"
     ORPHAN_LINGERING = "orphan_lingering"
+    ABANDONED_IN_ACCEPT_QUEUE = "abandoned_in_accept_queue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +273,8 @@ def _process_text(conn: Connection, cat: Mapping[str, str]) -> str:
     if conn.former_process is not None:
         former = conn.former_process
         return cat["former_process"].format(name=former.name, pid=former.pid)
+    if awaiting_accept(conn.record):
+        return cat["awaiting_accept_process"]
     return cat["no_process" if conn.record.inode == 0 else "unknown_process"]
 
 
@@ -346,6 +351,7 @@ def _values(
         percent=0,
         syn_recv=0,
         accepted=0,
+        unaccepted=0,
         peer_state="-",
         peer_process="-",
         flags="-",
@@ -538,7 +544,8 @@ class _Around:
     """What the other connections say about this one (counted once, only what is needed)."""
 
     syn_recv: int = 0
-    accepted: int = 0
+    accepted: int = 0  # ESTABLISHED children the application has accepted
+    unaccepted: int = 0  # children still in the accept queue (ESTABLISHED or CLOSE_WAIT)
     time_wait_to_dest: int = 0
     ports_to_dest: int = 0
     listen_ports: set[int] = field(default_factory=set)
@@ -546,10 +553,64 @@ class _Around:
     # them: a leak is counted per process, as the host-wide findings count it.
     leaked_with: int = 0
     oldest_leaked: Connection | None = None
+    # For a listener: its children that their clients closed in the accept queue, past the
+    # lingering threshold. For such a child: the same count on its listener (itself
+    # included), and the listener.
+    abandoned: int = 0
+    oldest_abandoned: Connection | None = None
+    listener: Connection | None = None
 
 
 def _leak_owner(conn: Connection) -> int | None:
     return conn.process.pid if conn.process is not None else None
+
+
+def _abandoned(conn: Connection, now: float, lingering_s: float) -> float | None:
+    """How long a child its client closed in the accept queue has waited so, when that is
+    past the lingering threshold; None otherwise."""
+    record = conn.record
+    if record.inode or record.state is not TcpState.CLOSE_WAIT or conn.gone_at is not None:
+        return None
+    age = _state_age(conn, now)[0]
+    return age if age >= lingering_s else None
+
+
+def _count_abandoned(
+    children: Iterable[Connection], now: float, lingering_s: float
+) -> tuple[int, Connection | None]:
+    """How many of `children` their clients closed in the accept queue, and the oldest."""
+    count, oldest, oldest_age = 0, None, -1.0
+    for child in children:
+        age = _abandoned(child, now, lingering_s)
+        if age is None:
+            continue
+        count += 1
+        # Ties go to the smaller id: the answer must not hang on the order.
+        if age > oldest_age or (age == oldest_age and oldest is not None and child.id < oldest.id):
+            oldest, oldest_age = child, age
+    return count, oldest
+
+
+def _abandoned_diagnosis(
+    listener: Connection | None,
+    count: int,
+    oldest: Connection | None,
+    values: Mapping[str, object],
+    cat: Mapping[str, str],
+    now: float,
+    shows: str = "",
+) -> Diagnosis:
+    """Children of `listener` closed by their clients while they waited for accept()."""
+    found = dict(values, count=count)
+    if listener is not None:
+        found.update(
+            listener=endpoint_text(listener.record.local), process=_process_text(listener, cat)
+        )
+    else:
+        found.update(process=cat["listening_process"])
+    if oldest is not None:
+        found.update(age=_age_text(oldest, now, cat))
+    return _diagnosis(Code.ABANDONED_IN_ACCEPT_QUEUE, Severity.PROBLEM, cat, found, shows)
 
 
 def _around(
@@ -562,12 +623,16 @@ def _around(
     around = _Around()
     record = conn.record
     listening = record.state is TcpState.LISTEN
-    closing_wait = record.state is TcpState.CLOSE_WAIT
+    leaking = record.state is TcpState.CLOSE_WAIT and record.inode != 0
+    waiting = awaiting_accept(record)
     owner = _leak_owner(conn)
     oldest_age, oldest_id = -1.0, ""
     first, last = host.ip_local_port_range
     lingering_s = thresholds.tags.lingering_s
     me = conn.id
+    # Children closed in the accept queue: a listener's, or this waiting child's siblings
+    # (kept to the listener's address below, once the listener is known).
+    queued: list[Connection] = [conn] if waiting else []
     # This loop runs over every connection (tens of milliseconds at 50k), so the cheapest
     # test that rules a connection out comes first, and endpoints are compared field by
     # field (Endpoint's own __eq__ is a Python call).
@@ -581,6 +646,8 @@ def _around(
         if state is listen:
             if other.gone_at is None and other.id != me:
                 around.listen_ports.add(o.local.port)
+                if waiting and _serves(o.local, record.local):
+                    around.listener = other
         elif listening:
             local = o.local
             if local.port != listen_port or (not any_address and local.address != listen_address):
@@ -590,21 +657,25 @@ def _around(
             if state is TcpState.SYN_RECV:
                 around.syn_recv += 1
             elif state is TcpState.ESTABLISHED:
-                around.accepted += 1
+                if o.inode:
+                    around.accepted += 1
+                else:
+                    around.unaccepted += 1
+            elif state is close_wait and not o.inode:
+                around.unaccepted += 1
+                queued.append(other)
         else:
-            if (
-                closing_wait
-                and state is close_wait
-                and other.gone_at is None
-                and other.id != me
-                and _leak_owner(other) == owner
-            ):
-                age, _exact = _state_age(other, now)
-                if age >= lingering_s:
-                    around.leaked_with += 1
-                    # Ties go to the smaller id: the answer must not hang on the order.
-                    if age > oldest_age or (age == oldest_age and other.id < oldest_id):
-                        oldest_age, oldest_id, around.oldest_leaked = age, other.id, other
+            if state is close_wait and other.gone_at is None and other.id != me:
+                if o.inode:
+                    if leaking and _leak_owner(other) == owner:
+                        age, _exact = _state_age(other, now)
+                        if age >= lingering_s:
+                            around.leaked_with += 1
+                            # Ties go to the smaller id: the answer must not hang on the order.
+                            if age > oldest_age or (age == oldest_age and other.id < oldest_id):
+                                oldest_age, oldest_id, around.oldest_leaked = age, other.id, other
+                elif waiting and o.local.port == listen_port:
+                    queued.append(other)
             remote = o.remote
             if remote.port != dest_port or remote.address != dest_address:
                 continue
@@ -614,6 +685,10 @@ def _around(
                 around.time_wait_to_dest += 1
             if first <= o.local.port <= last:
                 around.ports_to_dest += 1
+    if waiting:
+        bound = around.listener.record.local if around.listener is not None else record.local
+        queued = [c for c in queued if _serves(bound, c.record.local)]
+    around.abandoned, around.oldest_abandoned = _count_abandoned(queued, now, lingering_s)
     return around
 
 
@@ -709,7 +784,9 @@ def explain(
         notes.append(_fmt(cat, f"note.listener.{kind}", values))
         notes.append(_fmt(cat, "note.listener.queue", values))
         if others:
-            values.update(syn_recv=around.syn_recv, accepted=around.accepted)
+            values.update(
+                syn_recv=around.syn_recv, accepted=around.accepted, unaccepted=around.unaccepted
+            )
             notes.append(_fmt(cat, "note.listener.children", values))
         if kind == "loopback":
             diagnoses.append(_diagnosis(Code.LOOPBACK_ONLY_LISTENER, Severity.INFO, cat, values))
@@ -721,6 +798,12 @@ def explain(
         if _syn_recv_buildup(around.syn_recv, record.send_q, host, thresholds):
             values.update(count=around.syn_recv)
             diagnoses.append(_diagnosis(Code.SYN_RECV_BUILDUP, Severity.WARNING, cat, values))
+        if around.abandoned:
+            diagnoses.append(
+                _abandoned_diagnosis(
+                    conn, around.abandoned, around.oldest_abandoned, values, cat, now
+                )
+            )
     if record.timer is not None and record.timer.name is TimerName.KEEPALIVE:
         notes.append(_fmt(cat, "note.keepalive", values))
     if state in (TcpState.FIN_WAIT2, TcpState.CLOSE_WAIT):
@@ -783,7 +866,13 @@ def _connection_diagnoses(
     record = conn.record
     state = record.state
     found: list[Diagnosis] = []
-    if state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s:
+    if state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s and not record.inode:
+        found.append(
+            _abandoned_diagnosis(
+                around.listener, around.abandoned, around.oldest_abandoned, values, cat, now
+            )
+        )
+    elif state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s:
         leak = dict(values, count=1 + around.leaked_with)
         oldest = around.oldest_leaked
         if oldest is not None and _state_age(oldest, now)[0] > age:
@@ -827,7 +916,8 @@ def diagnose_population(
     """Findings about many connections at once, worst first.
 
     CLOSE_WAIT older than the lingering threshold, per owning process (a leak: count and
-    oldest age); TIME_WAIT per destination address:port; local-port use per destination
+    oldest age), or per listener when no application has accepted it yet (its client gave
+    up in the accept queue); TIME_WAIT per destination address:port; local-port use per destination
     against ip_local_port_range; SYN_RECV per listener; listeners whose accept queue is
     under pressure. At most `thresholds.per_code_limit` findings per code, largest first.
     Gone connections are ignored. Each finding's `shows` filters to the connections it is about.
@@ -849,6 +939,7 @@ def diagnose_population(
     waiting: Counter[Endpoint] = Counter()
     ephemeral: list[tuple[int, Endpoint]] = []  # (local port, remote), filtered below
     leaks: dict[int | None, list[Connection]] = {}
+    closed_in_queue: list[Connection] = []  # CLOSE_WAIT no application has accepted yet
     half_open: list[Connection] = []
     for conn in connections:
         if conn.gone_at is not None:
@@ -865,8 +956,11 @@ def diagnose_population(
             ephemeral.append((port, record.remote))
         if state is syn_recv:
             half_open.append(conn)
-        elif state is close_wait and _state_age(conn, now)[0] >= lingering:
-            leaks.setdefault(_leak_owner(conn), []).append(conn)
+        elif state is close_wait:
+            if not record.inode:
+                closed_in_queue.append(conn)
+            elif _state_age(conn, now)[0] >= lingering:
+                leaks.setdefault(_leak_owner(conn), []).append(conn)
     listen_ports = {c.record.local.port for c in listeners}
     ports = Counter(remote for port, remote in ephemeral if port not in listen_ports)
 
@@ -931,6 +1025,13 @@ def diagnose_population(
                     _diagnosis(Code.ACCEPT_QUEUE_OVERFLOW, severity, cat, values, on_port),
                 )
             )
+        abandoned, oldest = _count_abandoned(
+            (c for c in closed_in_queue if _serves(record.local, c.record.local)), now, lingering
+        )
+        if abandoned:
+            shows = f"{on_port} tag:unaccepted"
+            diagnosis = _abandoned_diagnosis(listener, abandoned, oldest, values, cat, now, shows)
+            found.append((Code.ABANDONED_IN_ACCEPT_QUEUE, abandoned, diagnosis))
         pending = sum(1 for c in half_open if _serves(record.local, c.record.local))
         if _syn_recv_buildup(pending, record.send_q, host, thresholds):
             values.update(count=pending)

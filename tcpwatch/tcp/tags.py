@@ -30,6 +30,7 @@ class Tag(enum.Enum):
     HALF_CLOSED = "half_closed"
     LINGERING = "lingering"
     ORPHAN = "orphan"
+    UNACCEPTED = "unaccepted"
 
     # Identity hashing in C (members are singletons): see TcpState.__hash__.
     __hash__ = object.__hash__
@@ -61,6 +62,7 @@ CLOSING_STATES: frozenset[TcpState] = frozenset(
     {TcpState.FIN_WAIT1, TcpState.FIN_WAIT2, TcpState.CLOSING, TcpState.LAST_ACK}
 )
 """States after close(): an inode of 0 here means no process holds the socket (orphan)."""
+_AWAITING_ACCEPT = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT})
 
 _LINGER_STATES = CLOSING_STATES | {TcpState.CLOSE_WAIT}
 
@@ -110,6 +112,13 @@ def dead_peer_evidence(
     return None
 
 
+def awaiting_accept(record: SocketRecord) -> bool:
+    """Whether the socket still waits in its listener's accept queue: ESTABLISHED or
+    CLOSE_WAIT with inode 0. No process holds it before accept() gives it a file, and a
+    process that held it could only leave these states by closing it."""
+    return record.inode == 0 and record.state in _AWAITING_ACCEPT
+
+
 def accept_queue_pressure(
     record: SocketRecord, thresholds: TagThresholds = DEFAULT_THRESHOLDS
 ) -> float | None:
@@ -142,20 +151,24 @@ def classify(
       state as the tracker knows it (None: unknown, so only TIME_WAIT lingers).
     - orphan: FIN_WAIT1, FIN_WAIT2, CLOSING or LAST_ACK with inode 0: the application has
       closed it and the kernel finishes the close alone.
+    - unaccepted: ESTABLISHED or CLOSE_WAIT with inode 0: the kernel completed the
+      handshake for a listener and the connection waits in its accept queue; in
+      CLOSE_WAIT the client has already given up on it.
     """
     state = record.state
     fixed = _FIXED_TAGS.get(state)
     if fixed is not None:
         return fixed
     if state is TcpState.ESTABLISHED:
+        waiting = _NONE if record.inode else _UNACCEPTED
         raw = record.tcp_info_raw
         if (
             raw is not None
             and len(raw) >= _UNACKED_OFFSET + 4
             and not (raw[_RETRANSMITS] or raw[_PROBES] or raw[_BACKOFF])
         ):
-            return _NONE  # the common case, decided without unpacking anything
-        return _HALF_OPEN if dead_peer_evidence(record, thresholds) else _NONE
+            return waiting  # the common case, decided without unpacking anything
+        return waiting | _HALF_OPEN if dead_peer_evidence(record, thresholds) else waiting
     tags: set[Tag] = set()
     if state in (TcpState.FIN_WAIT2, TcpState.CLOSE_WAIT):
         tags.add(Tag.HALF_CLOSED)
@@ -165,8 +178,11 @@ def classify(
         and state_age_s >= thresholds.lingering_s
     ):
         tags.add(Tag.LINGERING)
-    if state in CLOSING_STATES and record.inode == 0:
-        tags.add(Tag.ORPHAN)
+    if record.inode == 0:
+        if state in CLOSING_STATES:
+            tags.add(Tag.ORPHAN)
+        elif state is TcpState.CLOSE_WAIT:
+            tags.add(Tag.UNACCEPTED)
     return frozenset(tags)
 
 
@@ -174,6 +190,7 @@ _NONE: frozenset[Tag] = frozenset()
 _LISTENER = frozenset({Tag.LISTENER})
 _HALF_OPEN = frozenset({Tag.HALF_OPEN})
 _LINGERING = frozenset({Tag.LINGERING})
+_UNACCEPTED = frozenset({Tag.UNACCEPTED})
 _FIXED_TAGS: dict[TcpState, frozenset[Tag]] = {
     TcpState.LISTEN: _LISTENER,
     TcpState.SYN_SENT: _HALF_OPEN,

@@ -60,6 +60,7 @@ TOGGLES: tuple[tuple[str, Tag, str, str], ...] = (
     ("c", Tag.HALF_CLOSED, "half-closed", "half-closed"),
     ("w", Tag.LINGERING, "lingering", "linger"),
     ("o", Tag.ORPHAN, "orphans", "orphan"),
+    ("a", Tag.UNACCEPTED, "connections waiting for accept()", "unaccepted"),
 )
 
 

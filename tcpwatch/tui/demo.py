@@ -257,6 +257,9 @@ class BusyHost:
             timer=Timer(TimerName.PERSIST, 12_000, 4),
         )
         self._add(TcpState.ESTABLISHED, ("10.0.0.5", 9000), self._client_address(), _HOSTILE)
+        # The three in nginx's accept queue on 443 (its Recv-Q): no process until accept().
+        for port in (52_001, 52_002, 52_003):
+            self._add(TcpState.ESTABLISHED, ("10.0.0.5", 443), ("198.51.100.23", port), None)
         self._ticking.update({syn_sent: 8_000, dead_peer: 25_600, orphan: 12_000})
 
     def _new_client(self) -> None:

@@ -18,6 +18,7 @@ from tcpwatch.model import Connection, SocketRecord, TimerName
 from tcpwatch.tcp.explain import explain
 from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import TcpState
+from tcpwatch.tcp.tags import awaiting_accept
 from tcpwatch.textsafe import printable
 from tcpwatch.tui import diagrams
 from tcpwatch.tui.keybar import KeyBar
@@ -106,7 +107,13 @@ def _tcp_info_text(record: SocketRecord, now: float) -> Text:
 def _owner_text(conn: Connection) -> Text:
     process = conn.process
     if process is None:
-        if conn.record.inode == 0:
+        if awaiting_accept(conn.record):
+            text = Text(
+                "  no process yet: it waits in the listener's accept queue until the "
+                "application calls accept()",
+                LABEL,
+            )
+        elif conn.record.inode == 0:
             text = Text(
                 "  no process holds this socket (TIME_WAIT, a request sock, or an orphan "
                 "the kernel finishes alone)",
@@ -281,7 +288,14 @@ def _kv_block(title: str, body: str) -> Text:
 def _listener_parts(
     conn: Connection, record: SocketRecord, others: Sequence[Connection]
 ) -> list[Text]:
-    accepted, syn_recv = listener_members(conn, others)
+    members, syn_recv = listener_members(conn, others)
+    waiting: list[Connection] = []
+    accepted: list[Connection] = []
+    for member in members:
+        if awaiting_accept(member.record):
+            waiting.append(member)
+        elif member.record.state is not TcpState.SYN_RECV:
+            accepted.append(member)
     parts: list[Text] = []
     backlog = max(record.send_q, 1)
     filled = min(20, record.recv_q * 20 // backlog)
@@ -292,21 +306,29 @@ def _listener_parts(
     bar.append(f"\n  SYN_RECV       {syn_recv} handshakes in progress (request socks)")
     parts.append(_section("Queues"))
     parts.append(bar)
+    if waiting:
+        parts.append(_section(f"Waiting in the accept queue ({len(waiting)})"))
+        parts.append(_member_lines(waiting))
     parts.append(_section(f"Accepted connections ({len(accepted)})"))
+    parts.append(_member_lines(accepted))
+    return parts
+
+
+def _member_lines(members: Sequence[Connection], shown: int = 30) -> Text:
+    """A listener's connections, one a line: state, the client, the process holding it."""
     lines = Text()
-    for n, member in enumerate(accepted[:30]):
+    for n, member in enumerate(members[:shown]):
         if n:
             lines.append("\n")
         lines.append(f"  {member.state.value:<12}", STATE_STYLE[member.state])
         lines.append(_endpoint(member.record.remote.address, member.record.remote.port))
         if member.process is not None:
             lines.append(f"  {member.process.pid} {printable(member.process.name)}", LABEL)
-    if len(accepted) > 30:
-        lines.append(f"\n  … and {len(accepted) - 30} more (view by listener: v)", LABEL)
-    if not accepted:
+    if len(members) > shown:
+        lines.append(f"\n  … and {len(members) - shown} more (view by listener: v)", LABEL)
+    if not members:
         lines.append("  none right now", LABEL)
-    parts.append(lines)
-    return parts
+    return lines
 
 
 @dataclass(frozen=True, slots=True)

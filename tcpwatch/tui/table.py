@@ -47,6 +47,7 @@ TAG_STYLE: dict[Tag, str] = {
     Tag.HALF_CLOSED: "#ff8700",
     Tag.LINGERING: "#8a8a8a",
     Tag.ORPHAN: "bold red",
+    Tag.UNACCEPTED: "#d787ff",
 }
 FLASH_STYLE: dict[Flash, Style] = {
     Flash.NEW: Style(bgcolor="#0f4a1a"),

@@ -17,7 +17,7 @@ import pytest
 from textual import events
 from textual.strip import Strip
 
-from tcpwatch.model import Connection, Snapshot
+from tcpwatch.model import Connection, Endpoint, Snapshot
 from tcpwatch.recording import RecordingWriter, ReplaySource
 from tcpwatch.tcp.states import TcpState
 from tcpwatch.tcp.tags import Tag
@@ -321,6 +321,33 @@ async def test_drill_down_listener() -> None:
         assert "handshakes in progress" in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back to the table")
+
+
+async def test_drill_down_of_an_accept_queue_and_of_a_connection_waiting_in_it() -> None:
+    """nginx's 443 listener has three connections in its accept queue (its Recv-Q): the
+    listener lists them apart from what it accepted, and each says why no process has it."""
+    app = busy_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot, 2)
+        listener = find(
+            app,
+            lambda c: (
+                c.record.state is TcpState.LISTEN and c.record.local == Endpoint("0.0.0.0", 443)
+            ),
+        )
+        text = await _drill(pilot, app, listener)
+        assert "3 of backlog 511 waiting for accept()" in text
+        waiting = text.split("Waiting in the accept queue (3)", 1)[1].split("Accepted", 1)[0]
+        assert waiting.count("198.51.100.23:5200") == 3 and "nginx" not in waiting
+        assert "3 waiting in the accept queue for accept()" in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DrillScreen), "back to the table")
+        await pilot.press("a")
+        await until(pilot, lambda: len(_rows(app)) == 3, "only the unaccepted")
+        assert all(Tag.UNACCEPTED in c.tags and c.process is None for c in _rows(app))
+        text = await _drill(pilot, app, _rows(app)[0])
+        assert "unaccepted: the kernel completed the handshake" in text
+        assert "no process yet: it waits in the listener's accept queue" in text
 
 
 async def test_drill_down_close_wait_leak() -> None:
