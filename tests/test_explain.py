@@ -711,6 +711,7 @@ def test_explanations_match_a_real_namespace() -> None:
 
 
 ACCEPT_QUEUE_SCENARIO = r"""
+import struct
 l = listener(address="127.0.0.1", backlog=8)
 port = l.getsockname()[1]
 waiting = [keep(socket.create_connection(("127.0.0.1", port))) for _ in range(2)]
@@ -718,6 +719,9 @@ gave_up = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
 gave_up_ports = [c.getsockname()[1] for c in gave_up]
 for c in gave_up:
     c.close()
+reset = socket.create_connection(("127.0.0.1", port))
+reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+reset.close()  # SO_LINGER 0: an [R], not a [F.]
 report("ready", port=port, waiting=[c.getsockname()[1] for c in waiting], gave_up=gave_up_ports)
 command()
 a, peer = l.accept()
@@ -729,9 +733,10 @@ command()
 
 @requires_root
 def test_connections_in_a_real_accept_queue() -> None:
-    """A listener that does not accept: the kernel's own count of its queue, ss and
-    tcpwatch agree on which connections wait there; those their clients closed are
-    abandoned, not leaked; one accept() gives the first its owner."""
+    """A listener that does not accept: ss and tcpwatch agree on which connections wait
+    there; those their clients closed are abandoned, not leaked; one reset while it waited
+    is counted by the kernel but listed nowhere, and the listener says so; one accept()
+    gives the first its owner."""
     th = DiagnosisThresholds(tags=TagThresholds(lingering_s=0))
     with private_netns() as ns, run_scenario(ns, ACCEPT_QUEUE_SCENARIO) as scenario:
         info = scenario.expect("ready")
@@ -749,7 +754,9 @@ def test_connections_in_a_real_accept_queue() -> None:
 
         rows = wait_until(settled, what="the queued connections in ss")
         (listen,) = [r for r in rows if r.state == "LISTEN"]
-        assert listen.recv_q == 5  # the kernel's accept queue
+        # The kernel's accept queue still counts the one reset while it waited, which it
+        # no longer lists.
+        assert listen.recv_q == 6
         assert all(r.inode == 0 for r in server_side(rows).values())
 
         poller = open_poller(netns=ns)
@@ -772,6 +779,7 @@ def test_connections_in_a_real_accept_queue() -> None:
                 next(c for c in view if c.record.state is S.LISTEN), host=HOST, others=view
             )
             assert any("5 waiting in the accept queue" in n for n in listener_text.notes)
+            assert any("Recv-Q 6 counts 1 more" in n for n in listener_text.notes)
 
             scenario.send("accept")
             first = scenario.expect("accepted")["peer"]

@@ -303,6 +303,12 @@ TEXT: dict[str, str] = {
         "established connection(s) the application has accepted, and {unaccepted} "
         "waiting in the accept queue for accept()."
     ),
+    "note.listener.unlisted": (
+        "Recv-Q {recv_q} counts {count} more than are listed: most likely connections reset "
+        "([R]) by their clients while they waited. The kernel no longer lists them but keeps "
+        "them in the queue until accept() takes them; their first read then fails with "
+        "'connection reset by peer'."
+    ),
     "note.keepalive": (
         "Keepalive: after {ka_time} s without traffic a probe ([.] with an old sequence "
         "number) asks the peer to answer; probes repeat every {ka_intvl} s and after "

@@ -249,6 +249,11 @@ TEXT: dict[str, str] = {
         "此端口当前有 {syn_recv} 个握手进行中（SYN_RECV），{accepted} 个已被应用 accept 的"
         "已建立连接，{unaccepted} 个在全连接队列中等待 accept()。"
     ),
+    "note.listener.unlisted": (
+        "Recv-Q {recv_q} 比列出的多 {count} 个：多半是在等待期间被客户端重置（[R]）的连接。"
+        "内核不再列出它们，但它们仍留在队列里，直到 accept() 取走；之后第一次读会失败，"
+        "报“connection reset by peer”（连接被对端重置）。"
+    ),
     "note.keepalive": (
         "保活：连接静默 {ka_time} 秒后，发出一个探测报文（序号为旧值的 [.]）请对端应答；"
         "之后每 {ka_intvl} 秒重复，{ka_probes} 次都无应答就重置连接。这些是本机默认值"

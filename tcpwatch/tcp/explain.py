@@ -788,6 +788,9 @@ def explain(
                 syn_recv=around.syn_recv, accepted=around.accepted, unaccepted=around.unaccepted
             )
             notes.append(_fmt(cat, "note.listener.children", values))
+            unlisted = record.recv_q - around.unaccepted
+            if unlisted > 0:
+                notes.append(_fmt(cat, "note.listener.unlisted", dict(values, count=unlisted)))
         if kind == "loopback":
             diagnoses.append(_diagnosis(Code.LOOPBACK_ONLY_LISTENER, Severity.INFO, cat, values))
         pressure = accept_queue_pressure(record, thresholds.tags)
