@@ -25,7 +25,7 @@ from tcpwatch.model import Connection, Delta, Snapshot
 from tcpwatch.tcp.explain import Diagnosis, diagnose_population
 from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import LIFECYCLE_ORDER, TcpState
-from tcpwatch.tcp.tags import Tag
+from tcpwatch.tcp.tags import Tag, awaiting_accept
 from tcpwatch.textsafe import printable
 from tcpwatch.tracker.neighbours import Neighbours
 
@@ -519,9 +519,10 @@ def _listener_heading(listener: Connection, members: list[Connection]) -> str:
         else (f" {printable(listener.process.name)} (pid {listener.process.pid})")
     )
     syn_recv = sum(1 for m in members if m.record.state is TcpState.SYN_RECV)
+    queued = sum(1 for m in members if awaiting_accept(m.record))  # counted in recv_q
     return (
         f"{address}:{record.local.port}{owner}: accept queue {record.recv_q} of backlog "
-        f"{record.send_q}, {len(members) - syn_recv} accepted, {syn_recv} SYN_RECV"
+        f"{record.send_q}, {len(members) - syn_recv - queued} accepted, {syn_recv} SYN_RECV"
     )
 
 

@@ -299,6 +299,23 @@ async def test_views_by_listener_and_by_process() -> None:
             members.append(view.connections[row])
         assert any(m.record.state is TcpState.CLOSE_WAIT for m in members)
         assert all(m.record.local.port == 8080 for m in members)
+        # nginx's 443: what waits in its accept queue is not counted as accepted.
+        (heading,) = [
+            row
+            for row, text in view.groups.items()
+            if text.startswith("*:443 nginx (pid 1201): accept queue 3 of backlog 511")
+        ]
+        start = view.rows.index(heading) + 2  # the heading, then the listener
+        https = []
+        for row in view.rows[start:]:
+            if view.depth.get(row, 0) == 0:
+                break
+            https.append(view.connections[row])
+        waiting = [c for c in https if Tag.UNACCEPTED in c.tags]
+        syn_recv = [c for c in https if c.record.state is TcpState.SYN_RECV]
+        assert len(waiting) == 3 and len(syn_recv) == 3
+        accepted = len(https) - 3 - 3
+        assert view.groups[heading].endswith(f", {accepted} accepted, 3 SYN_RECV")
         await pilot.press("v")
         await settle(pilot, app, lambda: app.view.settings.mode is ViewMode.PROCESS, "by process")
         headings = [app.view.groups[r] for r in app.view.rows if r.startswith(GROUP_PREFIX)]
