@@ -920,9 +920,9 @@ def diagnose_population(
 
     CLOSE_WAIT older than the lingering threshold, per owning process (a leak: count and
     oldest age), or per listener when no application has accepted it yet (its client gave
-    up in the accept queue); TIME_WAIT per destination address:port; local-port use per destination
-    against ip_local_port_range; SYN_RECV per listener; listeners whose accept queue is
-    under pressure. At most `thresholds.per_code_limit` findings per code, largest first.
+    up in the accept queue); TIME_WAIT per destination address:port; local-port use per
+    destination against ip_local_port_range; SYN_RECV per listener; listeners whose accept
+    queue is under pressure. At most `thresholds.per_code_limit` findings per code, largest first.
     Gone connections are ignored. Each finding's `shows` filters to the connections it is about.
     """
     cat = _catalog(lang)
