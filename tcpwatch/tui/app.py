@@ -38,6 +38,7 @@ from tcpwatch.tracker import Tracker
 from tcpwatch.tui import strips
 from tcpwatch.tui.drill import DrillScreen, Followed, build_at_once, build_page, page_width
 from tcpwatch.tui.export import export_view
+from tcpwatch.tui.filterbar import FilterInput
 from tcpwatch.tui.header import HeaderPanel, Status
 from tcpwatch.tui.help import HelpScreen
 from tcpwatch.tui.keybar import KeyBar
@@ -204,7 +205,7 @@ class TcpwatchApp(App[int]):
         # Kept, not queried: a poll may land while another screen is on top.
         self._header = HeaderPanel(id="header")
         self.table = ConnectionTable(id="table")
-        self._filter_input = Input(
+        self._filter_input = FilterInput(
             placeholder="filter, e.g. port:8080 state:close-wait", id="filter-input"
         )
         self._filter_error = Static(id="filter-error")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from textual import events
 from textual.strip import Strip
+from textual.widgets import Input
 
 from tcpwatch.model import Connection, Endpoint, Snapshot
 from tcpwatch.recording import RecordingWriter, ReplaySource
@@ -112,6 +113,33 @@ async def test_filter_bar_valid_then_invalid_keeps_the_previous_filter() -> None
         await pilot.press("escape")  # clears the filter
         await settle(pilot, app, lambda: app.view.settings.filter.text == "", "cleared filter")
         assert len(_rows(app)) > 20
+
+
+@pytest.mark.parametrize(
+    ("keys", "typed"),
+    [
+        (("ctrl+u", *"port:80"), "port:80"),  # cleared, then typed
+        (("end", "left", *"1"), "state:close-wai1t"),
+        (("home", "ctrl+k", *"sport:9"), "sport:9"),
+    ],
+)
+async def test_filter_bar_keys_arriving_together_take_effect_in_order(
+    keys: tuple[str, ...], typed: str
+) -> None:
+    """Keys the terminal delivers at once (a fast typist while a poll repaints, a pasted
+    line) edit the filter in the order they were typed: an editing key is not overtaken by
+    the characters after it."""
+    app = busy_app(filter_text="state:close-wait")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await step(pilot)
+        await pilot.press("slash")
+        field = app.query_one("#filter-input", Input)
+        await until(pilot, lambda: field.has_focus, "the filter bar")
+        for key in keys:  # as the driver posts them: no waiting in between
+            character = key if len(key) == 1 else None
+            app.post_message(events.Key(key, character))
+        await pilot.pause()
+        assert field.value == typed
 
 
 async def test_command_line_filter_is_applied_and_shown() -> None:
