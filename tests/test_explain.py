@@ -409,6 +409,9 @@ def test_a_close_wait_in_the_accept_queue_is_abandoned_not_leaked() -> None:
     # Waiting, not closed: the explanation says so, and no process is blamed.
     w = explain(queued[0], host=HOST, now=NOW, others=everyone, thresholds=th)
     assert codes(w) == set() and any(n.startswith("unaccepted:") for n in w.notes)
+    assert w.what_next.startswith("It waits in the listener's accept queue")
+    e = explain(closed[0], host=HOST, now=NOW, others=everyone, thresholds=th)
+    assert "first read then returns end-of-file" in e.what_next, e.what_next
 
 
 def test_a_listener_tells_its_accept_queue_apart_from_what_it_accepted() -> None:

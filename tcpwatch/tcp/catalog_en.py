@@ -76,6 +76,12 @@ TEXT: dict[str, str] = {
         "on: then a probe goes out after {ka_time} s of silence, then every {ka_intvl} s, "
         "and after {ka_probes} unanswered probes the kernel resets it ({ka_give_up} in all)."
     ),
+    "state.ESTABLISHED.next_unaccepted": (
+        "It waits in the listener's accept queue until the application calls accept(); "
+        "from then on it is an ordinary open connection of that process. If the "
+        "application closes the listener first, the kernel resets it ([R]) and the client "
+        "reads 'connection reset by peer'."
+    ),
     "state.ESTABLISHED.next_keepalive": (
         "Keepalive is on: the next probe is due in {timer_left} (probes sent without an "
         "answer: {retrans}). After {ka_probes} unanswered probes, {ka_intvl} s apart, the "
@@ -154,6 +160,12 @@ TEXT: dict[str, str] = {
         "Nothing happens until {process} calls close() (or shutdown()): then [F.] goes "
         "out and the socket enters LAST_ACK. The kernel never times this state out: a "
         "program that forgets to close keeps the socket, its descriptor and memory for ever."
+    ),
+    "state.CLOSE_WAIT.next_unaccepted": (
+        "It waits in the listener's accept queue until the application calls accept(): "
+        "its first read then returns end-of-file (the client's [F.]), and closing it sends "
+        "[F.] and moves it to LAST_ACK. If the application closes the listener first, the "
+        "kernel resets it ([R])."
     ),
     "state.LAST_ACK.title": "LAST_ACK — closed after the peer; waiting for the last [.]",
     "state.LAST_ACK.meaning": (

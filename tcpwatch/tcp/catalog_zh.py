@@ -67,6 +67,11 @@ TEXT: dict[str, str] = {
         "{ka_time} 秒后发出第一个探测，之后每 {ka_intvl} 秒一次，连续 {ka_probes} 次无应答"
         "内核就重置连接（合计 {ka_give_up}）。"
     ),
+    "state.ESTABLISHED.next_unaccepted": (
+        "它在监听套接字的全连接队列里等待，直到应用调用 accept()；之后它就是该进程的一个"
+        "普通的已打开连接。如果应用先关闭了监听套接字，内核会重置它（[R]），客户端读到"
+        "“connection reset by peer”（连接被对端重置）。"
+    ),
     "state.ESTABLISHED.next_keepalive": (
         "已开启保活：下一次探测在 {timer_left} 后（已发出但无应答的探测：{retrans}）。"
         "每隔 {ka_intvl} 秒一次，{ka_probes} 次都无应答时，内核判定对端已失联并重置连接。"
@@ -131,6 +136,11 @@ TEXT: dict[str, str] = {
         "在 {process} 调用 close()（或 shutdown()）之前什么都不会发生；调用后发出 [F.]，"
         "进入 LAST_ACK。内核不会让这个状态超时：忘记关闭的程序会一直占着这个套接字、"
         "它的文件描述符和内存。"
+    ),
+    "state.CLOSE_WAIT.next_unaccepted": (
+        "它在监听套接字的全连接队列里等待，直到应用调用 accept()：之后第一次读会立即返回"
+        "流结束（客户端的 [F.]），关闭它就发出 [F.] 并进入 LAST_ACK。如果应用先关闭了监听"
+        "套接字，内核会重置它（[R]）。"
     ),
     "state.LAST_ACK.title": "LAST_ACK — 在对端之后关闭，等待最后的 [.]",
     "state.LAST_ACK.meaning": ("对端先关闭，本端随后也发出了自己的 [F.]，正在等对端确认。"),

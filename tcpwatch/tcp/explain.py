@@ -696,6 +696,8 @@ def _next_key(conn: Connection, tags: frozenset[Tag]) -> str:
     state = conn.state
     timer = conn.record.timer
     key = f"state.{state.value}.next"
+    if awaiting_accept(conn.record):
+        return key + "_unaccepted"
     if state is TcpState.ESTABLISHED and timer is not None:
         return {
             TimerName.KEEPALIVE: key + "_keepalive",
