@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import random
 import re
@@ -151,11 +152,21 @@ KEY_TESTS = [
 ]
 
 
-def start_tui(ns: farm.Namespace, interval: float) -> tuple[subprocess.Popen[bytes], int]:
+CENSUS = Path(__file__).resolve().parent / "census"
+
+
+def start_tui(
+    ns: farm.Namespace, interval: float, census: Path | None = None, census_every: float = 0
+) -> tuple[subprocess.Popen[bytes], int]:
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
     env.pop("TEXTUAL", None)
+    if census is not None:  # census/sitecustomize.py logs the child's memory figures
+        path = os.pathsep.join(p for p in (str(CENSUS), env.get("PYTHONPATH", "")) if p)
+        env.update(
+            PYTHONPATH=path, TCPWATCH_CENSUS=str(census_every), TCPWATCH_CENSUS_LOG=str(census)
+        )
     proc = subprocess.Popen(
         [sys.executable, "-m", "tcpwatch", "--netns", ns.name, "--interval", str(interval)],
         stdin=slave,
@@ -183,6 +194,13 @@ def main() -> int:
     parser.add_argument("--holders", type=int, default=6)
     parser.add_argument("--background", type=int, default=300)
     parser.add_argument(
+        "--census",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="every SECONDS, log where the TUI's memory lies (glibc, pymalloc, live blocks)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample the TUI with py-spy during the CPU period and list the hot functions",
@@ -206,7 +224,10 @@ def run(args: argparse.Namespace) -> int:
     ready = farm.churn_ready(args.sockets, holders=args.holders, background=args.background)
     with ready as (ns, sock_farm):
         print(f"for scale, one `ss -tanp` here: {ss_tanp_seconds(ns) * 1000:.0f} ms (median of 5)")
-        proc, master = start_tui(ns, args.interval)
+        census = (
+            Path(f"/tmp/tcpwatch-bench-tui-census-{os.getpid()}.jsonl") if args.census else None
+        )
+        proc, master = start_tui(ns, args.interval, census, args.census)
         screen = Screen(master)
         try:
             started = time.perf_counter()
@@ -217,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             print(f"first screen with connections after {first - started:.2f} s")
             measure_cpu(proc.pid, screen, sock_farm, args)
+            if census is not None:
+                report_census(census)
             measure_keys(proc, screen, master, sock_farm, args)
             counts = sock_farm.count()
             print(f"sockets at the end: {sum(counts.values())} {dict(sorted(counts.items()))}")
@@ -287,6 +310,37 @@ def measure_cpu(
     print(f"- terminal output: {(screen.total - bytes0) / (wall1 - wall0) / 1024:.0f} KiB/s")
     if spy is not None:
         report_py_spy(*spy)
+
+
+CENSUS_FIGURES = (
+    ("rss_mib", "resident", "MiB"),
+    ("glibc_heap_mib", "glibc heaps", "MiB"),
+    ("glibc_heap_free_mib", "of which free", "MiB"),
+    ("glibc_mapped_mib", "glibc mapped blocks", "MiB"),
+    ("pymalloc_arenas_mib", "pymalloc arenas", "MiB"),
+    ("pymalloc_used_mib", "of which in use", "MiB"),
+    ("blocks", "Python's allocated blocks", "k"),
+)
+
+
+def report_census(path: Path) -> None:
+    """Medians of each sixth of the census: which allocator holds what RSS gained."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path.unlink()
+    if not lines:
+        print("census: no lines (was the period shorter than --census?)")
+        return
+    print(f"\nMemory census ({len(lines)} samples), median of each sixth:")
+    for key, label, unit in CENSUS_FIGURES:
+        scale = 1000 if unit == "k" else 1
+        parts = sixths([line[key] / scale for line in lines])
+        medians = ", ".join(f"{statistics.median(part):.1f}" for part in parts)
+        print(f"- {label}: {medians} {unit}")
+    last = lines[-1]
+    print(
+        f"- pymalloc arenas made / given back over the run: {last['pymalloc_arenas_made']} / "
+        f"{last['pymalloc_arenas_freed']}"
+    )
 
 
 def sixths(samples: list[float]) -> list[list[float]]:
