@@ -371,7 +371,7 @@ def test_a_leaking_connection_counts_the_leak_of_its_whole_process() -> None:
     assert "1 connection(s)" in d.cause and "40 s" in d.cause, d.cause
 
 
-def _queue(*, abandoned_ages: tuple[float, ...], waiting: int = 0, accepted: int = 0):
+def _queue(*, closed_ages: tuple[float, ...], waiting: int = 0, accepted: int = 0):
     """A listener on *:8080 (java) with children: some their clients closed in the accept
     queue (CLOSE_WAIT, inode 0), some still waiting (ESTABLISHED, inode 0), some accepted."""
     lst = conn(rec(S.LISTEN, local=("0.0.0.0", 8080), remote=("0.0.0.0", 0), send_q=128))
@@ -381,22 +381,24 @@ def _queue(*, abandoned_ages: tuple[float, ...], waiting: int = 0, accepted: int
         r = rec(state, remote=("127.0.0.1", next(ports)), inode=inode, recv_q=recv_q)
         return replace(conn(r, age=age, process=JAVA if inode else None), tags=classify(r))
 
-    closed = [child(S.CLOSE_WAIT, inode=0, age=a, recv_q=1) for a in abandoned_ages]
+    closed = [child(S.CLOSE_WAIT, inode=0, age=a, recv_q=1) for a in closed_ages]
     queued = [child(S.ESTABLISHED, inode=0, age=12) for _ in range(waiting)]
     taken = [child(S.ESTABLISHED, inode=500 + i, age=12) for i in range(accepted)]
     return lst, closed, queued, taken
 
 
-def test_a_close_wait_in_the_accept_queue_is_abandoned_not_leaked() -> None:
+def test_a_close_wait_in_the_accept_queue_is_no_leak_but_a_slow_accept() -> None:
     """Its client closed it before the application accepted it: no process holds it, so
     it is no leak; the listener's process accepts too slowly."""
     th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
-    lst, closed, queued, taken = _queue(abandoned_ages=(95, 40, 5), waiting=2, accepted=1)
+    lst, closed, queued, taken = _queue(closed_ages=(95, 40, 5), waiting=2, accepted=1)
     everyone = [lst, *closed, *queued, *taken]
     e = explain(closed[1], host=HOST, now=NOW, others=everyone, thresholds=th)
-    assert codes(e) == {"abandoned_in_accept_queue"}
+    assert codes(e) == {"closed_in_accept_queue"}
     d = e.diagnoses[0]
-    assert d.title == "2 connection(s) abandoned in the accept queue of 0.0.0.0:8080", d.title
+    assert d.title == (
+        "2 connection(s) closed by their clients in the accept queue of 0.0.0.0:8080"
+    ), d.title
     assert "java (pid 4242)" in d.cause and "1 min 35 s" in d.cause, d.cause
     assert d.severity is Severity.PROBLEM
     assert any(n.startswith("unaccepted:") for n in e.notes)
@@ -411,35 +413,88 @@ def test_a_close_wait_in_the_accept_queue_is_abandoned_not_leaked() -> None:
     assert codes(w) == set() and any(n.startswith("unaccepted:") for n in w.notes)
     assert w.what_next.startswith("It waits in the listener's accept queue")
     e = explain(closed[0], host=HOST, now=NOW, others=everyone, thresholds=th)
-    assert "first read then returns end-of-file" in e.what_next, e.what_next
+    assert "reads what the client sent, then end-of-file" in e.what_next, e.what_next
 
 
 def test_a_listener_tells_its_accept_queue_apart_from_what_it_accepted() -> None:
     th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
-    lst, closed, queued, taken = _queue(abandoned_ages=(95, 40, 5), waiting=2, accepted=4)
+    lst, closed, queued, taken = _queue(closed_ages=(95, 40, 5), waiting=2, accepted=4)
     e = explain(lst, host=HOST, now=NOW, others=[lst, *closed, *queued, *taken], thresholds=th)
     text = " ".join(e.notes)
     assert "4 established connection(s) the application has accepted" in text, text
     assert "5 waiting in the accept queue" in text, text  # 2 ESTABLISHED + 3 CLOSE_WAIT
-    (d,) = [d for d in e.diagnoses if d.code == "abandoned_in_accept_queue"]
+    (d,) = [d for d in e.diagnoses if d.code == "closed_in_accept_queue"]
     assert d.title.startswith("2 connection(s)") and "java (pid 4242)" in d.cause
 
 
-def test_population_counts_abandoned_children_per_listener_and_no_leak() -> None:
+def test_population_counts_closed_queued_connections_per_listener_and_no_leak() -> None:
     th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
-    lst, closed, queued, taken = _queue(abandoned_ages=(95, 40, 5), waiting=2, accepted=1)
+    lst, closed, queued, taken = _queue(closed_ages=(95, 40, 5), waiting=2, accepted=1)
     leaked = conn(rec(S.CLOSE_WAIT, remote=("127.0.0.1", 61000), recv_q=1), age=50)
     everyone = [lst, *closed, *queued, *taken, leaked]
     found = diagnose_population(everyone, HOST, now=NOW, thresholds=th)
-    assert sorted(d.code for d in found) == ["abandoned_in_accept_queue", "close_wait_leak"]
-    (abandoned,) = [d for d in found if d.code == "abandoned_in_accept_queue"]
-    assert abandoned.title.startswith("2 connection(s)") and "1 min 35 s" in abandoned.cause
-    # `f` shows what waits in that listener's queue: the closed and the waiting ones.
-    assert shown_by(abandoned, everyone) == [*closed, *queued]
+    assert sorted(d.code for d in found) == ["close_wait_leak", "closed_in_accept_queue"]
+    (in_queue,) = [d for d in found if d.code == "closed_in_accept_queue"]
+    assert in_queue.title.startswith("2 connection(s)") and "1 min 35 s" in in_queue.cause
+    # `f` shows the closed ones in that listener's queue (with the young one: a filter has
+    # no age), not those still open there.
+    assert shown_by(in_queue, everyone) == closed
     (leak,) = [d for d in found if d.code == "close_wait_leak"]
     assert leak.title == "1 CLOSE_WAIT leaked by java (pid 4242)", leak.title
     zh = diagnose_population(everyone, HOST, "zh", now=NOW, thresholds=th)
     assert any("全连接队列" in d.title for d in zh)
+
+
+def test_a_queued_connection_that_is_gone_is_explained_as_gone() -> None:
+    """Reset while it waited, or its listener closed: its last sighting still has no inode,
+    but it waits for nothing any more."""
+    for state in (S.ESTABLISHED, S.CLOSE_WAIT):
+        gone = conn(rec(state, inode=0, recv_q=1), process=None, gone=True, age=100)
+        e = explain(gone, host=HOST, now=NOW)
+        assert "accept queue" not in e.what_next and codes(e) == set(), e.what_next
+        assert e.path[-1] is S.CLOSED
+
+
+def test_a_queued_connection_belongs_to_one_listener() -> None:
+    """nginx-style dual stack (0.0.0.0:443 and [::]:443, IPv6 only) with a listener on one
+    address too: each queued connection counts once, for the listener whose queue it is in
+    (the one bound to its very address, else its family's wildcard), the same in the
+    explanation and the host-wide findings."""
+    th = DiagnosisThresholds(tags=TagThresholds(lingering_s=30))
+
+    def listener(address: str) -> Connection:
+        r = rec(S.LISTEN, local=(address, 443), remote=("0.0.0.0", 0), send_q=128)
+        return conn(r, process=JAVA)
+
+    def queued(local: str, port: int) -> Connection:
+        r = rec(S.CLOSE_WAIT, local=(local, 443), remote=("198.51.100.7", port), inode=0)
+        return replace(conn(r, process=None, age=60), tags=classify(r))
+
+    any4, any6, one = listener("0.0.0.0"), listener("::"), listener("10.0.0.5")
+    v4 = [queued("10.0.0.9", 50001), queued("10.0.0.9", 50002)]  # to 0.0.0.0 only
+    v6 = [queued("2001:db8::5", 50003)]  # to :: only
+    mapped = [queued("::ffff:10.0.0.9", 50004)]  # a v4 client of a dual-stack ::
+    exact = [queued("10.0.0.5", 50005)]  # to 10.0.0.5, not to the wildcard
+    everyone = [any4, any6, one, *v4, *v6, *mapped, *exact]
+    for order in (everyone, everyone[::-1]):
+        found = diagnose_population(order, HOST, now=NOW, thresholds=th)
+        titles = sorted(d.title for d in found if d.code == "closed_in_accept_queue")
+        assert titles == [
+            "1 connection(s) closed by their clients in the accept queue of 10.0.0.5:443",
+            "2 connection(s) closed by their clients in the accept queue of 0.0.0.0:443",
+            "2 connection(s) closed by their clients in the accept queue of [::]:443",
+        ], titles
+        for child, bound in (
+            (v4[0], "0.0.0.0:443"),
+            (mapped[0], "[::]:443"),
+            (exact[0], "10.0.0.5:443"),
+        ):
+            (d,) = explain(child, host=HOST, now=NOW, others=order, thresholds=th).diagnoses
+            assert d.title.endswith(f"accept queue of {bound}"), (child, d.title)
+        for lst, count in ((any4, 2), (any6, 2), (one, 1)):
+            e = explain(lst, host=HOST, now=NOW, others=order, thresholds=th)
+            (d,) = [d for d in e.diagnoses if d.code == "closed_in_accept_queue"]
+            assert d.title.startswith(f"{count} connection(s)"), (lst, d.title)
 
 
 def test_syn_sent_stuck() -> None:
@@ -737,7 +792,7 @@ command()
 @requires_root
 def test_connections_in_a_real_accept_queue() -> None:
     """A listener that does not accept: ss and tcpwatch agree on which connections wait
-    there; those their clients closed are abandoned, not leaked; one reset while it waited
+    there; those their clients closed are no leak; one reset while it waited
     is counted by the kernel but listed nowhere, and the listener says so; one accept()
     gives the first its owner."""
     th = DiagnosisThresholds(tags=TagThresholds(lingering_s=0))
@@ -771,18 +826,20 @@ def test_connections_in_a_real_accept_queue() -> None:
             assert queued == set(info["waiting"]) | set(info["gave_up"])
             assert all(mine[p].process is None for p in queued)
             found = diagnose_population(view, HOST, thresholds=th)
-            assert [d.code for d in found] == ["abandoned_in_accept_queue"], found
+            assert [d.code for d in found] == ["closed_in_accept_queue"], found
             assert found[0].title == (
-                f"3 connection(s) abandoned in the accept queue of 127.0.0.1:{port}"
+                f"3 connection(s) closed by their clients in the accept queue of 127.0.0.1:{port}"
             )
             assert f"(pid {scenario.pid})" in found[0].cause
             shown = parse_filter(found[0].shows)
-            assert {c.record.remote.port for c in view if shown.matches(c)} == queued
+            assert {c.record.remote.port for c in view if shown.matches(c)} == set(info["gave_up"])
             listener_text = explain(
                 next(c for c in view if c.record.state is S.LISTEN), host=HOST, others=view
             )
             assert any("5 waiting in the accept queue" in n for n in listener_text.notes)
-            assert any("Recv-Q 6 counts 1 more" in n for n in listener_text.notes)
+            assert any(
+                "The accept queue holds 6, 1 more than listed" in n for n in listener_text.notes
+            )
 
             scenario.send("accept")
             first = scenario.expect("accepted")["peer"]

@@ -162,10 +162,10 @@ TEXT: dict[str, str] = {
         "program that forgets to close keeps the socket, its descriptor and memory for ever."
     ),
     "state.CLOSE_WAIT.next_unaccepted": (
-        "It waits in the listener's accept queue until the application calls accept(): "
-        "its first read then returns end-of-file (the client's [F.]), and closing it sends "
-        "[F.] and moves it to LAST_ACK. If the application closes the listener first, the "
-        "kernel resets it ([R])."
+        "It waits in the listener's accept queue until the application calls accept(); "
+        "the application then reads what the client sent, then end-of-file (the client's "
+        "[F.]), and closing it sends [F.] and moves it to LAST_ACK. If the application "
+        "closes the listener first, the kernel resets it ([R])."
     ),
     "state.LAST_ACK.title": "LAST_ACK — closed after the peer; waiting for the last [.]",
     "state.LAST_ACK.meaning": (
@@ -316,10 +316,11 @@ TEXT: dict[str, str] = {
         "waiting in the accept queue for accept()."
     ),
     "note.listener.unlisted": (
-        "Recv-Q {recv_q} counts {count} more than are listed: most likely connections reset "
-        "([R]) by their clients while they waited. The kernel no longer lists them but keeps "
-        "them in the queue until accept() takes them; their first read then fails with "
-        "'connection reset by peer'."
+        "The accept queue holds {recv_q}, {count} more than listed here. Most likely "
+        "these were reset ([R]) by their clients while they waited: the kernel no longer "
+        "lists them but keeps them queued until accept() takes them, and their first read "
+        "then fails with 'connection reset by peer'. A connection accepted or arriving "
+        "while the poll ran also makes the two differ, for a moment."
     ),
     "note.keepalive": (
         "Keepalive: after {ka_time} s without traffic a probe ([.] with an old sequence "
@@ -347,21 +348,20 @@ TEXT: dict[str, str] = {
     ),
     "note.peer": "The other end is on this host too: {peer_state}, held by {peer_process}.",
     # Diagnoses.
-    "diag.abandoned_in_accept_queue.title": (
-        "{count} connection(s) abandoned in the accept queue of {listener}"
+    "diag.closed_in_accept_queue.title": (
+        "{count} connection(s) closed by their clients in the accept queue of {listener}"
     ),
-    "diag.abandoned_in_accept_queue.cause": (
-        "Their clients closed them ([F.] arrived, so the kernel moved them to CLOSE_WAIT) "
-        "while they still waited for {process} to call accept(); the oldest has waited "
-        "{age}. The application accepts too slowly or has stopped accepting: these "
-        "clients have given up, and accept() will hand it connections already closed by "
-        "the other end. This is not a CLOSE_WAIT leak: no process holds them yet."
+    "diag.closed_in_accept_queue.cause": (
+        "Their clients sent [F.] (they closed, or finished sending with shutdown()) while "
+        "the connections still waited for {process} to call accept(); the oldest [F.] "
+        "arrived {age} ago. The application accepts too slowly or has stopped accepting: "
+        "these clients have given up, or still wait for an answer nobody has begun. This "
+        "is not a CLOSE_WAIT leak: no process holds them yet."
     ),
-    "diag.abandoned_in_accept_queue.fix": (
+    "diag.closed_in_accept_queue.fix": (
         "Find what holds up the accept loop: a blocked or busy thread, a full worker "
-        "pool, slow work done before accept(). Once accepted, such a connection reads "
-        "end-of-file at once and should simply be closed. A larger backlog only lets more "
-        "clients wait."
+        "pool, slow work done before accept(). Once accepted, such a connection reads what "
+        "the client sent, then end-of-file. A larger backlog only lets more clients wait."
     ),
     "diag.close_wait_leak.title": "{count} CLOSE_WAIT leaked by {process}",
     "diag.close_wait_leak.cause": (

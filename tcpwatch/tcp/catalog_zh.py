@@ -138,9 +138,9 @@ TEXT: dict[str, str] = {
         "它的文件描述符和内存。"
     ),
     "state.CLOSE_WAIT.next_unaccepted": (
-        "它在监听套接字的全连接队列里等待，直到应用调用 accept()：之后第一次读会立即返回"
-        "流结束（客户端的 [F.]），关闭它就发出 [F.] 并进入 LAST_ACK。如果应用先关闭了监听"
-        "套接字，内核会重置它（[R]）。"
+        "它在监听套接字的全连接队列里等待，直到应用调用 accept()：之后应用先读到客户端发来的"
+        "数据，再读到流结束（客户端的 [F.]）；关闭它就发出 [F.] 并进入 LAST_ACK。如果应用先"
+        "关闭了监听套接字，内核会重置它（[R]）。"
     ),
     "state.LAST_ACK.title": "LAST_ACK — 在对端之后关闭，等待最后的 [.]",
     "state.LAST_ACK.meaning": ("对端先关闭，本端随后也发出了自己的 [F.]，正在等对端确认。"),
@@ -260,9 +260,10 @@ TEXT: dict[str, str] = {
         "已建立连接，{unaccepted} 个在全连接队列中等待 accept()。"
     ),
     "note.listener.unlisted": (
-        "Recv-Q {recv_q} 比列出的多 {count} 个：多半是在等待期间被客户端重置（[R]）的连接。"
-        "内核不再列出它们，但它们仍留在队列里，直到 accept() 取走；之后第一次读会失败，"
-        "报“connection reset by peer”（连接被对端重置）。"
+        "全连接队列里有 {recv_q} 个，比这里列出的多 {count} 个。多半是在等待期间被客户端"
+        "重置（[R]）的连接：内核不再列出它们，但它们仍留在队列里，直到 accept() 取走；之后"
+        "第一次读会失败，报“connection reset by peer”（连接被对端重置）。轮询进行期间有连接"
+        "被 accept 或新到达，也会让两者暂时不一致。"
     ),
     "note.keepalive": (
         "保活：连接静默 {ka_time} 秒后，发出一个探测报文（序号为旧值的 [.]）请对端应答；"
@@ -287,19 +288,19 @@ TEXT: dict[str, str] = {
         "报文都会这样做。"
     ),
     "note.peer": "连接的另一端也在本机：{peer_state}，由 {peer_process} 持有。",
-    "diag.abandoned_in_accept_queue.title": (
-        "{listener} 的全连接队列中有 {count} 个连接已被客户端放弃"
+    "diag.closed_in_accept_queue.title": (
+        "{listener} 的全连接队列中有 {count} 个连接已被客户端关闭"
     ),
-    "diag.abandoned_in_accept_queue.cause": (
-        "这些连接还在等 {process} 调用 accept() 时，客户端就关闭了它们（收到 [F.]，内核把它们"
-        "转入 CLOSE_WAIT）；最早的已等待 {age}。应用接受连接太慢或已停止 accept()：这些客户端"
-        "已经放弃，accept() 交给应用的将是对端已关闭的连接。这不是 CLOSE_WAIT 泄漏：还没有"
-        "进程持有它们。"
+    "diag.closed_in_accept_queue.cause": (
+        "这些连接还在等 {process} 调用 accept() 时，客户端就发来了 [F.]（关闭了连接，或用 "
+        "shutdown() 结束了发送）；最早的 [F.] 是 {age} 前到达的。应用接受连接太慢或已停止 "
+        "accept()：这些客户端要么已经放弃，要么还在等一个没人开始处理的应答。这不是 "
+        "CLOSE_WAIT 泄漏：还没有进程持有它们。"
     ),
-    "diag.abandoned_in_accept_queue.fix": (
+    "diag.closed_in_accept_queue.fix": (
         "查明是什么拖住了 accept 循环：线程阻塞或过忙、工作线程池已满、accept() 之前做了耗时"
-        "的事。这样的连接被 accept 后第一次读就会读到流结束，直接关闭即可。调大 backlog 只会"
-        "让更多客户端排队等待。"
+        "的事。这样的连接被 accept 后，先读到客户端发来的数据，然后读到流结束。调大 backlog "
+        "只会让更多客户端排队等待。"
     ),
     "diag.close_wait_leak.title": "{process} 泄漏了 {count} 个 CLOSE_WAIT 连接",
     "diag.close_wait_leak.cause": (

@@ -138,7 +138,7 @@ class Code(enum.Enum):
     SYN_SENT_STUCK = "syn_sent_stuck"
     DEAD_PEER = "dead_peer"
     ORPHAN_LINGERING = "orphan_lingering"
-    ABANDONED_IN_ACCEPT_QUEUE = "abandoned_in_accept_queue"
+    CLOSED_IN_ACCEPT_QUEUE = "closed_in_accept_queue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +273,7 @@ def _process_text(conn: Connection, cat: Mapping[str, str]) -> str:
     if conn.former_process is not None:
         former = conn.former_process
         return cat["former_process"].format(name=former.name, pid=former.pid)
-    if awaiting_accept(conn.record):
+    if _queued(conn):
         return cat["awaiting_accept_process"]
     return cat["no_process" if conn.record.inode == 0 else "unknown_process"]
 
@@ -533,10 +533,38 @@ def _listener_kind(address: str) -> str:
     return "loopback" if (mapped or ip).is_loopback else "specific"
 
 
-def _serves(listener: Endpoint, local: Endpoint) -> bool:
-    return listener.port == local.port and (
-        listener.address in _WILDCARDS or listener.address == local.address
+def serves(listener: Endpoint, local: Endpoint) -> bool:
+    """Whether a listener bound to `listener` takes connections arriving at `local`: the
+    same port, and the same address or its family's wildcard (a dual-stack `::` listener
+    sees IPv4 clients at ::ffff: addresses, so a plain IPv4 address is never its)."""
+    if listener.port != local.port:
+        return False
+    address = listener.address
+    return address == local.address or (
+        address in _WILDCARDS and (":" in address) == (":" in local.address)
     )
+
+
+def owning_listener(local: Endpoint, listeners: Iterable[Connection]) -> Connection | None:
+    """The listener whose accept queue a connection arriving at `local` went to: the one
+    bound to that very address before its family's wildcard; among equals (SO_REUSEPORT)
+    the smallest id, so every caller names the same one."""
+    best: Connection | None = None
+    for listener in listeners:
+        bound = listener.record.local
+        if listener.gone_at is not None or not serves(bound, local):
+            continue
+        if best is None or (bound.address in _WILDCARDS, listener.id) < (
+            best.record.local.address in _WILDCARDS,
+            best.id,
+        ):
+            best = listener
+    return best
+
+
+def _queued(conn: Connection) -> bool:
+    """A live connection still in its listener's accept queue (see `awaiting_accept`)."""
+    return conn.gone_at is None and awaiting_accept(conn.record)
 
 
 @dataclass(slots=True)
@@ -553,11 +581,11 @@ class _Around:
     # them: a leak is counted per process, as the host-wide findings count it.
     leaked_with: int = 0
     oldest_leaked: Connection | None = None
-    # For a listener: its children that their clients closed in the accept queue, past the
-    # lingering threshold. For such a child: the same count on its listener (itself
-    # included), and the listener.
-    abandoned: int = 0
-    oldest_abandoned: Connection | None = None
+    # For a listener: the connections in its accept queue that their clients closed, past
+    # the lingering threshold, and the oldest. For a queued connection: the same for its
+    # listener (itself included); and its listener.
+    closed: int = 0
+    oldest_closed: Connection | None = None
     listener: Connection | None = None
 
 
@@ -565,9 +593,9 @@ def _leak_owner(conn: Connection) -> int | None:
     return conn.process.pid if conn.process is not None else None
 
 
-def _abandoned(conn: Connection, now: float, lingering_s: float) -> float | None:
-    """How long a child its client closed in the accept queue has waited so, when that is
-    past the lingering threshold; None otherwise."""
+def _closed_since(conn: Connection, now: float, lingering_s: float) -> float | None:
+    """How long ago the client of a connection still in the accept queue closed it (its
+    time in CLOSE_WAIT), when that is past the lingering threshold; None otherwise."""
     record = conn.record
     if record.inode or record.state is not TcpState.CLOSE_WAIT or conn.gone_at is not None:
         return None
@@ -575,13 +603,13 @@ def _abandoned(conn: Connection, now: float, lingering_s: float) -> float | None
     return age if age >= lingering_s else None
 
 
-def _count_abandoned(
+def _count_closed(
     children: Iterable[Connection], now: float, lingering_s: float
 ) -> tuple[int, Connection | None]:
     """How many of `children` their clients closed in the accept queue, and the oldest."""
     count, oldest, oldest_age = 0, None, -1.0
     for child in children:
-        age = _abandoned(child, now, lingering_s)
+        age = _closed_since(child, now, lingering_s)
         if age is None:
             continue
         count += 1
@@ -591,7 +619,7 @@ def _count_abandoned(
     return count, oldest
 
 
-def _abandoned_diagnosis(
+def _closed_diagnosis(
     listener: Connection | None,
     count: int,
     oldest: Connection | None,
@@ -610,7 +638,7 @@ def _abandoned_diagnosis(
         found.update(process=cat["listening_process"])
     if oldest is not None:
         found.update(age=_age_text(oldest, now, cat))
-    return _diagnosis(Code.ABANDONED_IN_ACCEPT_QUEUE, Severity.PROBLEM, cat, found, shows)
+    return _diagnosis(Code.CLOSED_IN_ACCEPT_QUEUE, Severity.PROBLEM, cat, found, shows)
 
 
 def _around(
@@ -624,14 +652,16 @@ def _around(
     record = conn.record
     listening = record.state is TcpState.LISTEN
     leaking = record.state is TcpState.CLOSE_WAIT and record.inode != 0
-    waiting = awaiting_accept(record)
+    waiting = _queued(conn)
     owner = _leak_owner(conn)
     oldest_age, oldest_id = -1.0, ""
     first, last = host.ip_local_port_range
     lingering_s = thresholds.tags.lingering_s
     me = conn.id
-    # Children closed in the accept queue: a listener's, or this waiting child's siblings
-    # (kept to the listener's address below, once the listener is known).
+    # The listeners on this port (a queued connection's is one of them), and the children
+    # closed in an accept queue: a listener's, or a queued connection's siblings; kept
+    # below to those that went to the same listener's queue.
+    port_listeners: list[Connection] = [conn] if listening else []
     queued: list[Connection] = [conn] if waiting else []
     # This loop runs over every connection (tens of milliseconds at 50k), so the cheapest
     # test that rules a connection out comes first, and endpoints are compared field by
@@ -639,6 +669,7 @@ def _around(
     dest_address, dest_port = record.remote.address, record.remote.port
     listen_address, listen_port = record.local.address, record.local.port
     any_address = listen_address in _WILDCARDS
+    listen_v6 = ":" in listen_address
     listen, close_wait = TcpState.LISTEN, TcpState.CLOSE_WAIT
     for other in others:
         o = other.record
@@ -646,11 +677,14 @@ def _around(
         if state is listen:
             if other.gone_at is None and other.id != me:
                 around.listen_ports.add(o.local.port)
-                if waiting and _serves(o.local, record.local):
-                    around.listener = other
+                if o.local.port == listen_port:
+                    port_listeners.append(other)
         elif listening:
-            local = o.local
-            if local.port != listen_port or (not any_address and local.address != listen_address):
+            local = o.local  # served by this listener: `serves`, written out for speed
+            if local.port != listen_port or (
+                local.address != listen_address
+                and not (any_address and (":" in local.address) == listen_v6)
+            ):
                 continue
             if other.gone_at is not None or other.id == me:
                 continue
@@ -686,9 +720,11 @@ def _around(
             if first <= o.local.port <= last:
                 around.ports_to_dest += 1
     if waiting:
-        bound = around.listener.record.local if around.listener is not None else record.local
-        queued = [c for c in queued if _serves(bound, c.record.local)]
-    around.abandoned, around.oldest_abandoned = _count_abandoned(queued, now, lingering_s)
+        around.listener = owning_listener(record.local, port_listeners)
+    if queued:
+        mine = conn if listening else around.listener
+        queued = [c for c in queued if owning_listener(c.record.local, port_listeners) is mine]
+    around.closed, around.oldest_closed = _count_closed(queued, now, lingering_s)
     return around
 
 
@@ -696,7 +732,7 @@ def _next_key(conn: Connection, tags: frozenset[Tag]) -> str:
     state = conn.state
     timer = conn.record.timer
     key = f"state.{state.value}.next"
-    if awaiting_accept(conn.record):
+    if _queued(conn):
         return key + "_unaccepted"
     if state is TcpState.ESTABLISHED and timer is not None:
         return {
@@ -749,11 +785,12 @@ def explain(
     `host` gives the live settings quoted in the text; `peer` is the other end when it is
     on this host too; `now` (wall clock, default the current time) dates ages and timers;
     `others` (any iterable of connections, e.g. the whole current view) lets a listener
-    count its SYN_RECV and accepted connections, a CLOSE_WAIT count its process's other
-    leaks and an outgoing connection see the TIME_WAIT and port use toward its
+    count its SYN_RECV, accepted and queued connections, a CLOSE_WAIT count its process's
+    other leaks, a connection in an accept queue find its listener and the others closed
+    there, and an outgoing connection see the TIME_WAIT and port use toward its
     destination; a part of the view gives the same answer if it holds every listener and
-    those candidates (`tcpwatch.tracker.neighbours` finds them). The tags explained are `conn.tags`
-    plus what `classify` finds with `thresholds.tags` and the state's age.
+    those candidates (`tcpwatch.tracker.neighbours` finds them). The tags explained are
+    `conn.tags` plus what `classify` finds with `thresholds.tags` and the state's age.
     """
     cat = _catalog(lang)
     now = time.time() if now is None else now
@@ -791,7 +828,7 @@ def explain(
             )
             notes.append(_fmt(cat, "note.listener.children", values))
             unlisted = record.recv_q - around.unaccepted
-            if unlisted > 0:
+            if unlisted > 0 and conn.gone_at is None:
                 notes.append(_fmt(cat, "note.listener.unlisted", dict(values, count=unlisted)))
         if kind == "loopback":
             diagnoses.append(_diagnosis(Code.LOOPBACK_ONLY_LISTENER, Severity.INFO, cat, values))
@@ -803,11 +840,9 @@ def explain(
         if _syn_recv_buildup(around.syn_recv, record.send_q, host, thresholds):
             values.update(count=around.syn_recv)
             diagnoses.append(_diagnosis(Code.SYN_RECV_BUILDUP, Severity.WARNING, cat, values))
-        if around.abandoned:
+        if around.closed:
             diagnoses.append(
-                _abandoned_diagnosis(
-                    conn, around.abandoned, around.oldest_abandoned, values, cat, now
-                )
+                _closed_diagnosis(conn, around.closed, around.oldest_closed, values, cat, now)
             )
     if record.timer is not None and record.timer.name is TimerName.KEEPALIVE:
         notes.append(_fmt(cat, "note.keepalive", values))
@@ -873,8 +908,8 @@ def _connection_diagnoses(
     found: list[Diagnosis] = []
     if state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s and not record.inode:
         found.append(
-            _abandoned_diagnosis(
-                around.listener, around.abandoned, around.oldest_abandoned, values, cat, now
+            _closed_diagnosis(
+                around.listener, around.closed, around.oldest_closed, values, cat, now
             )
         )
     elif state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s:
@@ -944,7 +979,7 @@ def diagnose_population(
     waiting: Counter[Endpoint] = Counter()
     ephemeral: list[tuple[int, Endpoint]] = []  # (local port, remote), filtered below
     leaks: dict[int | None, list[Connection]] = {}
-    closed_in_queue: list[Connection] = []  # CLOSE_WAIT no application has accepted yet
+    queued_closed: list[Connection] = []  # lingering CLOSE_WAIT not accepted yet
     half_open: list[Connection] = []
     for conn in connections:
         if conn.gone_at is not None:
@@ -963,11 +998,26 @@ def diagnose_population(
             half_open.append(conn)
         elif state is close_wait:
             if not record.inode:
-                closed_in_queue.append(conn)
+                if _state_age(conn, now)[0] >= lingering:
+                    queued_closed.append(conn)
             elif _state_age(conn, now)[0] >= lingering:
                 leaks.setdefault(_leak_owner(conn), []).append(conn)
     listen_ports = {c.record.local.port for c in listeners}
     ports = Counter(remote for port, remote in ephemeral if port not in listen_ports)
+    # Per port, so that a listener looks only at what arrived on its own.
+    listeners_on: dict[int, list[Connection]] = {}
+    for listener in listeners:
+        listeners_on.setdefault(listener.record.local.port, []).append(listener)
+    half_open_on: dict[int, list[Connection]] = {}
+    for conn in half_open:
+        half_open_on.setdefault(conn.record.local.port, []).append(conn)
+    # Each one closed in an accept queue counts once, for the listener whose queue it is in.
+    closed_in: dict[str, list[Connection]] = {}
+    for conn in queued_closed:
+        local = conn.record.local
+        owner = owning_listener(local, listeners_on.get(local.port, ()))
+        if owner is not None:
+            closed_in.setdefault(owner.id, []).append(conn)
 
     found: list[tuple[Code, float, Diagnosis]] = []
     limit = thresholds.per_code_limit
@@ -1030,14 +1080,13 @@ def diagnose_population(
                     _diagnosis(Code.ACCEPT_QUEUE_OVERFLOW, severity, cat, values, on_port),
                 )
             )
-        abandoned, oldest = _count_abandoned(
-            (c for c in closed_in_queue if _serves(record.local, c.record.local)), now, lingering
-        )
-        if abandoned:
-            shows = f"{on_port} tag:unaccepted"
-            diagnosis = _abandoned_diagnosis(listener, abandoned, oldest, values, cat, now, shows)
-            found.append((Code.ABANDONED_IN_ACCEPT_QUEUE, abandoned, diagnosis))
-        pending = sum(1 for c in half_open if _serves(record.local, c.record.local))
+        closed, oldest = _count_closed(closed_in.get(listener.id, ()), now, lingering)
+        if closed:
+            shows = f"{on_port} tag:unaccepted state:close-wait"
+            diagnosis = _closed_diagnosis(listener, closed, oldest, values, cat, now, shows)
+            found.append((Code.CLOSED_IN_ACCEPT_QUEUE, closed, diagnosis))
+        arrived = half_open_on.get(record.local.port, ())
+        pending = sum(1 for c in arrived if serves(record.local, c.record.local))
         if _syn_recv_buildup(pending, record.send_q, host, thresholds):
             values.update(count=pending)
             shows = f"{on_port} state:syn-recv"

@@ -107,7 +107,7 @@ def _tcp_info_text(record: SocketRecord, now: float) -> Text:
 def _owner_text(conn: Connection) -> Text:
     process = conn.process
     if process is None:
-        if awaiting_accept(conn.record):
+        if conn.gone_at is None and awaiting_accept(conn.record):
             text = Text(
                 "  no process yet: it waits in the listener's accept queue until the "
                 "application calls accept()",

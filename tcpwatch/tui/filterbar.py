@@ -29,7 +29,9 @@ class FilterInput(Input):
     _EDITING_KEYS = _editing_keys()
 
     async def _on_key(self, event: events.Key) -> None:
-        action = None if event.is_printable else self._EDITING_KEYS.get(event.key)
+        action = None
+        if not event.is_printable:  # the key by any of its names (ctrl+h is backspace)
+            action = next(filter(None, map(self._EDITING_KEYS.get, event.aliases)), None)
         if action is None:
             await super()._on_key(event)
             return

@@ -22,7 +22,7 @@ from typing import Any
 
 from tcpwatch.filters import Filter, parse_filter
 from tcpwatch.model import Connection, Delta, Snapshot
-from tcpwatch.tcp.explain import Diagnosis, diagnose_population
+from tcpwatch.tcp.explain import Diagnosis, diagnose_population, serves
 from tcpwatch.tcp.host import HostSettings
 from tcpwatch.tcp.states import LIFECYCLE_ORDER, TcpState
 from tcpwatch.tcp.tags import Tag, awaiting_accept
@@ -462,7 +462,9 @@ class ViewModel:
             summary = ", ".join(f"{n} {s}" for s, n in states.most_common())
             heading = f"{GROUP_PREFIX}pid:{key[2]}:{key[1]}"
             if first is None:
-                groups[heading] = f"no owner (TIME_WAIT, orphans, other users): {summary}"
+                groups[heading] = (
+                    f"no owner (TIME_WAIT, orphans, not yet accepted, other users): {summary}"
+                )
             else:
                 user = f", user {printable(first.user)}" if first.user else ""
                 groups[heading] = f"{printable(first.name)} (pid {first.pid}{user}): {summary}"
@@ -518,8 +520,12 @@ def _listener_heading(listener: Connection, members: list[Connection]) -> str:
         if listener.process is None
         else (f" {printable(listener.process.name)} (pid {listener.process.pid})")
     )
-    syn_recv = sum(1 for m in members if m.record.state is TcpState.SYN_RECV)
-    queued = sum(1 for m in members if awaiting_accept(m.record))  # counted in recv_q
+    syn_recv = queued = 0  # queued: counted in recv_q, not accepted yet
+    for member in members:
+        if member.record.state is TcpState.SYN_RECV:
+            syn_recv += 1
+        elif member.gone_at is None and awaiting_accept(member.record):
+            queued += 1
     return (
         f"{address}:{record.local.port}{owner}: accept queue {record.recv_q} of backlog "
         f"{record.send_q}, {len(members) - syn_recv - queued} accepted, {syn_recv} SYN_RECV"
@@ -529,14 +535,13 @@ def _listener_heading(listener: Connection, members: list[Connection]) -> str:
 def listener_members(
     listener: Connection, connections: Iterable[Connection]
 ) -> tuple[list[Connection], int]:
-    """The connections accepted on a listener's address and port, and how many are SYN_RECV."""
-    port, address = listener.record.local.port, listener.record.local.address
-    any_address = _wildcard(address)
+    """The connections that arrived on a listener's address and port, and how many are
+    SYN_RECV."""
+    bound = listener.record.local
     accepted: list[Connection] = []
     syn_recv = 0
     for conn in connections:
-        mine = conn.record.local
-        if mine.port != port or (not any_address and mine.address != address):
+        if conn.record.local.port != bound.port or not serves(bound, conn.record.local):
             continue
         if conn is listener or conn.record.state is TcpState.LISTEN or conn.gone_at is not None:
             continue

@@ -2,10 +2,10 @@
 
 The benchmark puts this folder first on the child's PYTHONPATH, so Python imports this file
 at start-up. With TCPWATCH_CENSUS (seconds) and TCPWATCH_CENSUS_LOG (a path) set, a daemon
-thread appends one JSON line every TCPWATCH_CENSUS seconds: the resident size and where
-it lies, as the C allocator (glibc's mallinfo2) and Python's small-object allocator
-(pymalloc, from sys._debugmallocstats) count it, and how many blocks Python has allocated.
-Those tell a live object count that grows from an allocator whose holes do.
+thread appends one JSON line every TCPWATCH_CENSUS seconds: the resident size and where it
+lies, as the C allocator (glibc's mallinfo2) and Python's small-object allocator (pymalloc,
+the report sys._debugmallocstats prints) count it, and how many blocks Python has
+allocated. Those tell live objects that grow from an allocator whose holes do.
 """
 
 from __future__ import annotations
@@ -50,16 +50,21 @@ def _rss_mib() -> float:
 
 def _pymalloc() -> dict[str, float]:
     """pymalloc's arenas, the bytes in use in them, and how many it has made and given
-    back (it prints them on fd 2 only)."""
+    back: the interpreter's own report, written to a file of ours (not to fd 2, where the
+    monitor paints the screen)."""
+    libc = ctypes.CDLL(None)
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    report = ctypes.pythonapi._PyObject_DebugMallocStats  # holds the GIL while it walks
+    report.argtypes = [ctypes.c_void_p]
     fd, path = tempfile.mkstemp()
-    saved = os.dup(2)
+    os.close(fd)
+    out = libc.fopen(path.encode(), b"w")
     try:
-        os.dup2(fd, 2)
-        sys._debugmallocstats()
+        report(out)
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(fd)
+        libc.fclose(out)
     with open(path) as stats:
         text = stats.read()
     os.unlink(path)
