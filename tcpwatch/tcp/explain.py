@@ -596,8 +596,7 @@ def _leak_owner(conn: Connection) -> int | None:
 def _closed_since(conn: Connection, now: float, lingering_s: float) -> float | None:
     """How long ago the client of a connection still in the accept queue closed it (its
     time in CLOSE_WAIT), when that is past the lingering threshold; None otherwise."""
-    record = conn.record
-    if record.inode or record.state is not TcpState.CLOSE_WAIT or conn.gone_at is not None:
+    if conn.record.state is not TcpState.CLOSE_WAIT or not _queued(conn):
         return None
     age = _state_age(conn, now)[0]
     return age if age >= lingering_s else None
@@ -906,18 +905,19 @@ def _connection_diagnoses(
     record = conn.record
     state = record.state
     found: list[Diagnosis] = []
-    if state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s and not record.inode:
-        found.append(
-            _closed_diagnosis(
-                around.listener, around.closed, around.oldest_closed, values, cat, now
+    if state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s:
+        if record.inode:
+            leak = dict(values, count=1 + around.leaked_with)
+            oldest = around.oldest_leaked
+            if oldest is not None and _state_age(oldest, now)[0] > age:
+                leak.update(age=_age_text(oldest, now, cat))
+            found.append(_diagnosis(Code.CLOSE_WAIT_LEAK, Severity.PROBLEM, cat, leak))
+        else:  # still in the accept queue: the listener's process is slow, not leaking
+            found.append(
+                _closed_diagnosis(
+                    around.listener, around.closed, around.oldest_closed, values, cat, now
+                )
             )
-        )
-    elif state is TcpState.CLOSE_WAIT and age >= thresholds.tags.lingering_s:
-        leak = dict(values, count=1 + around.leaked_with)
-        oldest = around.oldest_leaked
-        if oldest is not None and _state_age(oldest, now)[0] > age:
-            leak.update(age=_age_text(oldest, now, cat))
-        found.append(_diagnosis(Code.CLOSE_WAIT_LEAK, Severity.PROBLEM, cat, leak))
     if state is TcpState.SYN_SENT and (
         age >= thresholds.syn_sent_stuck_s or (record.timer is not None and record.timer.retrans)
     ):
@@ -996,12 +996,11 @@ def diagnose_population(
             ephemeral.append((port, record.remote))
         if state is syn_recv:
             half_open.append(conn)
-        elif state is close_wait:
-            if not record.inode:
-                if _state_age(conn, now)[0] >= lingering:
-                    queued_closed.append(conn)
-            elif _state_age(conn, now)[0] >= lingering:
+        elif state is close_wait and _state_age(conn, now)[0] >= lingering:
+            if record.inode:
                 leaks.setdefault(_leak_owner(conn), []).append(conn)
+            else:
+                queued_closed.append(conn)
     listen_ports = {c.record.local.port for c in listeners}
     ports = Counter(remote for port, remote in ephemeral if port not in listen_ports)
     # Per port, so that a listener looks only at what arrived on its own.

@@ -3,10 +3,10 @@
 Explaining a connection looks at others (`explain`'s `others`): every listener, a
 listener's accepted and queued connections (and a queued one's neighbours in that queue),
 the other CLOSE_WAIT of a leaking process, the connections toward the same destination,
-the other end on this host. Found by a pass over
-every connection, that look costs tens of milliseconds at 50k, and more the longer the
-monitor runs (the objects scatter over the heap). This index names the candidates in a few
-dictionary lookups; the explanation tests them as it tested everything before.
+the other end on this host. Found by a pass over every connection, that look costs tens
+of milliseconds at 50k, and more the longer the monitor runs (the objects scatter over the
+heap). This index names the candidates in a few dictionary lookups; the explanation tests
+them as it tested everything before.
 """
 
 from __future__ import annotations
